@@ -1,0 +1,268 @@
+//! [`FileStore`]: the file-backed [`MessageStore`].
+//!
+//! Locks, always taken in this order: the writer lock, then a consume queue's lock, then the
+//! index lock. Readers take a consume queue's lock or the index lock alone, briefly. The
+//! segment list has its own read-write lock, taken last and never held across I/O on the log.
+
+mod append;
+mod background;
+mod read;
+mod recovery;
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use catmq_common::NewMessage;
+
+use crate::api::{
+    AppendResult, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest, ReadResult, RetentionReport,
+    StoreStats,
+};
+use crate::commit_log::{CommitLog, Segment};
+use crate::config::StoreConfig;
+use crate::consume_queue::QueueTable;
+use crate::flush::{FlushState, FlushWaiter};
+use crate::index::KeyIndex;
+use crate::{Result, StoreError};
+
+pub use recovery::RecoveryReport;
+
+/// The append position, guarded by the writer lock.
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    /// Absolute position of the next record.
+    pos: u64,
+    /// Reused encoding buffer.
+    buf: Vec<u8>,
+}
+
+/// Wakes background threads for shutdown.
+#[derive(Debug, Default)]
+struct Shutdown {
+    stopped: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Shutdown {
+    /// Waits up to `d`; returns whether shutdown was requested.
+    fn wait(&self, d: std::time::Duration) -> bool {
+        let Ok(g) = self.stopped.lock() else { return true };
+        if *g {
+            return true;
+        }
+        match self.cv.wait_timeout(g, d) {
+            Ok((g, _)) => *g,
+            Err(_) => true,
+        }
+    }
+
+    fn stop(&self) {
+        if let Ok(mut g) = self.stopped.lock() {
+            *g = true;
+        }
+        self.cv.notify_all();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.lock().map(|g| *g).unwrap_or(true)
+    }
+}
+
+struct Inner {
+    cfg: StoreConfig,
+    log: CommitLog,
+    queues: QueueTable,
+    index: Mutex<KeyIndex>,
+    writer: Mutex<Writer>,
+    flush: Arc<FlushState>,
+    listener: RwLock<Option<ArrivalListener>>,
+    shutdown: Shutdown,
+    closed: AtomicBool,
+    /// Serialises checkpoints.
+    checkpoint_lock: Mutex<()>,
+    last_checkpoint: AtomicU64,
+    corrupt_reads: AtomicU64,
+    /// Held for the store's life: an exclusive lock on `<dir>/lock`.
+    _lock_file: File,
+}
+
+/// Owns the background threads; closing happens when the last handle goes.
+struct Lifecycle {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        let store = FileStoreRef { inner: &self.inner, threads: &self.threads };
+        if let Err(e) = store.close() {
+            tracing::error!(error = %e, "closing the store on drop failed");
+        }
+    }
+}
+
+/// A message store on local files. Cheap to clone; all clones share one store, which is
+/// closed (flushed and checkpointed) when the last clone is dropped.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+    life: Arc<Lifecycle>,
+    recovery: Arc<RecoveryReport>,
+}
+
+/// The parts of a store that stopping and closing need.
+struct FileStoreRef<'a> {
+    inner: &'a Inner,
+    threads: &'a Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl FileStoreRef<'_> {
+    fn stop_threads(&self) {
+        self.inner.shutdown.stop();
+        self.inner.flush.wake_written();
+        let handles: Vec<_> = self.threads.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.stop_threads();
+        self.inner.flush.check_poisoned()?;
+        background::flush_now(self.inner)?;
+        background::checkpoint(self.inner, true)
+    }
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore").field("dir", &self.inner.cfg.dir).finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// Opens (or creates) the store in `cfg.dir`, recovering after a crash, and starts the
+    /// flusher and upkeep threads.
+    pub fn open(cfg: StoreConfig) -> Result<Self> {
+        let (inner, report) = recovery::open(cfg)?;
+        let inner = Arc::new(inner);
+        let threads = background::start(&inner)?;
+        let life = Arc::new(Lifecycle { inner: inner.clone(), threads: Mutex::new(threads) });
+        Ok(Self { inner, life, recovery: Arc::new(report) })
+    }
+
+    /// What recovery found when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// Stops the background threads without flushing, persisting or checkpointing: what a
+    /// process crash leaves behind (written data stays in the page cache). Later calls fail with
+    /// [`StoreError::Closed`]. Drop the store afterwards to release the directory lock.
+    pub fn simulate_crash(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.life_ref().stop_threads();
+    }
+
+    fn life_ref(&self) -> FileStoreRef<'_> {
+        FileStoreRef { inner: &self.life.inner, threads: &self.life.threads }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.inner.flush.check_poisoned()
+    }
+}
+
+impl MessageStore for FileStore {
+    fn append_batch(&self, msgs: &[NewMessage]) -> Result<AppendResult> {
+        self.check_open()?;
+        append::append(&self.inner, msgs)
+    }
+
+    fn flush_waiter(&self) -> FlushWaiter {
+        FlushWaiter::new(self.inner.flush.clone())
+    }
+
+    fn read(&self, req: &ReadRequest<'_>) -> Result<ReadResult> {
+        read::read(&self.inner, req)
+    }
+
+    fn read_at(&self, physical_offset: u64) -> Result<Option<Bytes>> {
+        read::read_at(&self.inner, physical_offset)
+    }
+
+    fn queue_info(&self, topic: &str, queue_id: i32) -> Option<QueueInfo> {
+        self.inner.queues.get(topic, queue_id).map(|q| read::queue_info(&self.inner, &q))
+    }
+
+    fn queues(&self) -> Vec<QueueInfo> {
+        let mut all: Vec<QueueInfo> = self.inner.queues.all().iter().map(|q| read::queue_info(&self.inner, q)).collect();
+        all.sort_by(|a, b| (&a.topic, a.queue_id).cmp(&(&b.topic, b.queue_id)));
+        all
+    }
+
+    fn offset_for_timestamp(&self, topic: &str, queue_id: i32, ts: i64, boundary: Boundary) -> Result<u64> {
+        read::offset_for_timestamp(&self.inner, topic, queue_id, ts, boundary)
+    }
+
+    fn query_by_key(&self, topic: &str, key: &str, begin_ms: i64, end_ms: i64, limit: usize) -> Result<Vec<Bytes>> {
+        read::query_by_key(&self.inner, topic, key, (begin_ms, end_ms), limit)
+    }
+
+    fn set_arrival_listener(&self, listener: ArrivalListener) {
+        if let Ok(mut l) = self.inner.listener.write() {
+            *l = Some(listener);
+        }
+    }
+
+    fn delete_topic(&self, topic: &str) -> Result<bool> {
+        // Take the writer lock so no append for the topic is half dispatched meanwhile.
+        let _w = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        self.inner.queues.remove_topic(topic)
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        self.check_open()?;
+        background::checkpoint(&self.inner, false)
+    }
+
+    fn run_retention(&self) -> Result<RetentionReport> {
+        self.check_open()?;
+        background::retention(&self.inner)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let i = &self.inner;
+        StoreStats {
+            log_min: i.log.min_pos(),
+            log_end: i.flush.written(),
+            flushed: i.flush.flushed(),
+            segments: i.log.segments_snapshot().len(),
+            queues: i.queues.all().len(),
+            index_files: i.index.lock().map(|x| x.file_count()).unwrap_or(0),
+            corrupt_records_skipped: i.corrupt_reads.load(Ordering::Relaxed),
+            log_fsyncs: i.flush.rounds(),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        self.life_ref().close()
+    }
+}
