@@ -57,7 +57,11 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     s.as_bytes()
         .chunks(2)
         .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
@@ -81,12 +85,20 @@ mod tests {
         let host: SocketAddr = "[::1]:9876".parse().unwrap();
         let id = offset_msg_id(host, i64::MAX);
         assert_eq!(id.len(), 56);
-        assert_eq!(parse_offset_msg_id(&id.to_lowercase()).unwrap(), (host, i64::MAX));
+        assert_eq!(
+            parse_offset_msg_id(&id.to_lowercase()).unwrap(),
+            (host, i64::MAX)
+        );
     }
 
     #[test]
     fn malformed_ids_are_errors() {
-        for id in ["", "ABC", "ZZ000005000027060000000000001234", "0A0000050000270600000000000012"] {
+        for id in [
+            "",
+            "ABC",
+            "ZZ000005000027060000000000001234",
+            "0A0000050000270600000000000012",
+        ] {
             assert!(parse_offset_msg_id(id).is_err(), "{id}");
         }
         // Port out of range.

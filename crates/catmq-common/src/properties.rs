@@ -41,7 +41,10 @@ pub fn iter(props: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The value of `key`, if present (the last one wins, as when Java fills a map).
 pub fn get<'a>(props: &'a str, key: &str) -> Option<&'a str> {
-    iter(props).filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+    iter(props)
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .last()
 }
 
 /// Encodes pairs into a properties string.
@@ -71,7 +74,10 @@ mod tests {
     #[test]
     fn encode_then_get_round_trips() {
         let p = encode([(TAGS, "TagA"), (KEYS, "k1 k2"), (UNIQ_KEY, "ABC")]);
-        assert_eq!(p, "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2\u{2}UNIQ_KEY\u{1}ABC\u{2}");
+        assert_eq!(
+            p,
+            "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2\u{2}UNIQ_KEY\u{1}ABC\u{2}"
+        );
         assert_eq!(get(&p, TAGS), Some("TagA"));
         assert_eq!(get(&p, UNIQ_KEY), Some("ABC"));
         assert_eq!(get(&p, "nope"), None);

@@ -116,7 +116,10 @@ impl NewMessage {
     /// Checks the field sizes the layout can carry.
     pub fn validate(&self) -> Result<(), RecordError> {
         if self.topic.len() > MAX_TOPIC {
-            return Err(RecordError::TopicTooLong { len: self.topic.len(), max: MAX_TOPIC });
+            return Err(RecordError::TopicTooLong {
+                len: self.topic.len(),
+                max: MAX_TOPIC,
+            });
         }
         if self.properties.len() > MAX_PROPERTIES {
             return Err(RecordError::PropertiesTooLong {
@@ -125,7 +128,10 @@ impl NewMessage {
             });
         }
         if self.body.len() > MAX_BODY {
-            return Err(RecordError::BodyTooLarge { len: self.body.len(), max: MAX_BODY });
+            return Err(RecordError::BodyTooLarge {
+                len: self.body.len(),
+                max: MAX_BODY,
+            });
         }
         Ok(())
     }
@@ -225,7 +231,10 @@ pub struct RecordView<'a> {
 fn read_at<const N: usize>(buf: &[u8], pos: usize) -> Result<[u8; N], RecordError> {
     buf.get(pos..pos + N)
         .and_then(|s| s.try_into().ok())
-        .ok_or(RecordError::Truncated { need: pos + N, have: buf.len() })
+        .ok_or(RecordError::Truncated {
+            need: pos + N,
+            have: buf.len(),
+        })
 }
 
 fn i32_at(buf: &[u8], pos: usize) -> Result<i32, RecordError> {
@@ -238,7 +247,10 @@ fn i64_at(buf: &[u8], pos: usize) -> Result<i64, RecordError> {
 
 fn len_at(buf: &[u8], pos: usize, field: &'static str) -> Result<usize, RecordError> {
     let len = i32_at(buf, pos)?;
-    usize::try_from(len).map_err(|_| RecordError::NegativeLength { field, len: i64::from(len) })
+    usize::try_from(len).map_err(|_| RecordError::NegativeLength {
+        field,
+        len: i64::from(len),
+    })
 }
 
 impl<'a> RecordView<'a> {
@@ -252,34 +264,58 @@ impl<'a> RecordView<'a> {
         let total = usize::try_from(size)
             .ok()
             .filter(|s| *s >= MIN_RECORD)
-            .ok_or(RecordError::BadSize { size: i64::from(size) })?;
+            .ok_or(RecordError::BadSize {
+                size: i64::from(size),
+            })?;
         if buf.len() < total {
-            return Err(RecordError::Truncated { need: total, have: buf.len() });
+            return Err(RecordError::Truncated {
+                need: total,
+                have: buf.len(),
+            });
         }
         let buf = &buf[..total];
         let sys_flag = i32_at(buf, 36)?;
-        let born_len = if sys_flag & sys_flag::BORN_HOST_V6 != 0 { 20 } else { 8 };
-        let store_len = if sys_flag & sys_flag::STORE_HOST_V6 != 0 { 20 } else { 8 };
+        let born_len = if sys_flag & sys_flag::BORN_HOST_V6 != 0 {
+            20
+        } else {
+            8
+        };
+        let store_len = if sys_flag & sys_flag::STORE_HOST_V6 != 0 {
+            20
+        } else {
+            8
+        };
         let store_ts_pos = BORN_HOST_POS + born_len;
         let reconsume_pos = store_ts_pos + 8 + store_len;
         let body_len_pos = reconsume_pos + 12;
         let body_len = len_at(buf, body_len_pos, "body")?;
         let body_start = body_len_pos + 4;
-        let topic_len_pos = body_start
-            .checked_add(body_len)
-            .ok_or(RecordError::LengthMismatch { total, fields: usize::MAX })?;
+        let topic_len_pos =
+            body_start
+                .checked_add(body_len)
+                .ok_or(RecordError::LengthMismatch {
+                    total,
+                    fields: usize::MAX,
+                })?;
         let (topic_len, topic_start) = if magic == MAGIC_V2 {
             let raw = i16::from_be_bytes(read_at::<2>(buf, topic_len_pos)?);
-            let len = usize::try_from(raw)
-                .map_err(|_| RecordError::NegativeLength { field: "topic", len: i64::from(raw) })?;
+            let len = usize::try_from(raw).map_err(|_| RecordError::NegativeLength {
+                field: "topic",
+                len: i64::from(raw),
+            })?;
             (len, topic_len_pos + 2)
         } else {
-            (usize::from(read_at::<1>(buf, topic_len_pos)?[0]), topic_len_pos + 1)
+            (
+                usize::from(read_at::<1>(buf, topic_len_pos)?[0]),
+                topic_len_pos + 1,
+            )
         };
         let props_len_pos = topic_start + topic_len;
         let raw = i16::from_be_bytes(read_at::<2>(buf, props_len_pos)?);
-        let props_len = usize::try_from(raw)
-            .map_err(|_| RecordError::NegativeLength { field: "properties", len: i64::from(raw) })?;
+        let props_len = usize::try_from(raw).map_err(|_| RecordError::NegativeLength {
+            field: "properties",
+            len: i64::from(raw),
+        })?;
         let props_start = props_len_pos + 2;
         let fields = props_start + props_len;
         if fields != total {
@@ -309,9 +345,13 @@ impl<'a> RecordView<'a> {
 
     fn host(&self, pos: usize, v6: bool) -> SocketAddr {
         let ip = if v6 {
-            IpAddr::V6(Ipv6Addr::from(read_at::<16>(self.buf, pos).unwrap_or([0; 16])))
+            IpAddr::V6(Ipv6Addr::from(
+                read_at::<16>(self.buf, pos).unwrap_or([0; 16]),
+            ))
         } else {
-            IpAddr::V4(Ipv4Addr::from(read_at::<4>(self.buf, pos).unwrap_or([0; 4])))
+            IpAddr::V4(Ipv4Addr::from(
+                read_at::<4>(self.buf, pos).unwrap_or([0; 4]),
+            ))
         };
         let port = self.i32(pos + if v6 { 16 } else { 4 });
         SocketAddr::new(ip, u16::try_from(port).unwrap_or(0))
@@ -367,7 +407,10 @@ impl<'a> RecordView<'a> {
     }
     /// Store host.
     pub fn store_host(&self) -> SocketAddr {
-        self.host(self.store_ts_pos + 8, self.sys_flag() & sys_flag::STORE_HOST_V6 != 0)
+        self.host(
+            self.store_ts_pos + 8,
+            self.sys_flag() & sys_flag::STORE_HOST_V6 != 0,
+        )
     }
     /// Reconsume times.
     pub fn reconsume_times(&self) -> i32 {

@@ -88,7 +88,10 @@ fn long_topics_use_the_v2_magic() {
     let mut buf = Vec::new();
     sample(&topic, b"x").encode(&stamp(), &mut buf).unwrap();
     assert_eq!(peek_header(&buf).unwrap().1, MAGIC_V2);
-    assert_eq!(RecordView::parse(&buf).unwrap().topic(), Some(topic.as_str()));
+    assert_eq!(
+        RecordView::parse(&buf).unwrap().topic(),
+        Some(topic.as_str())
+    );
 }
 
 #[test]
@@ -100,7 +103,10 @@ fn ipv6_hosts_set_their_flags() {
     let mut buf = Vec::new();
     msg.encode(&st, &mut buf).unwrap();
     let v = RecordView::parse(&buf).unwrap();
-    assert_eq!(v.sys_flag(), sys_flag::BORN_HOST_V6 | sys_flag::STORE_HOST_V6);
+    assert_eq!(
+        v.sys_flag(),
+        sys_flag::BORN_HOST_V6 | sys_flag::STORE_HOST_V6
+    );
     assert_eq!(v.born_host(), msg.born_host);
     assert_eq!(v.store_host(), st.store_host);
     assert_eq!(v.store_timestamp(), st.store_timestamp);
@@ -110,7 +116,9 @@ fn ipv6_hosts_set_their_flags() {
 #[test]
 fn every_truncation_is_an_error() {
     let mut buf = Vec::new();
-    sample("TopicTest", b"hello world").encode(&stamp(), &mut buf).unwrap();
+    sample("TopicTest", b"hello world")
+        .encode(&stamp(), &mut buf)
+        .unwrap();
     for cut in 0..buf.len() {
         assert!(RecordView::parse(&buf[..cut]).is_err(), "cut at {cut}");
     }
@@ -119,7 +127,9 @@ fn every_truncation_is_an_error() {
 #[test]
 fn flipped_body_byte_fails_the_crc() {
     let mut buf = Vec::new();
-    sample("TopicTest", b"hello").encode(&stamp(), &mut buf).unwrap();
+    sample("TopicTest", b"hello")
+        .encode(&stamp(), &mut buf)
+        .unwrap();
     let n = buf.len();
     let body_pos = n - 2 - sample("", b"").properties.len() - 1 - "TopicTest".len() - 5;
     buf[body_pos] ^= 0x20;
@@ -131,10 +141,16 @@ fn flipped_body_byte_fails_the_crc() {
 fn oversized_fields_are_rejected() {
     let mut msg = sample("T", b"x");
     msg.properties = "p".repeat(MAX_PROPERTIES + 1);
-    assert!(matches!(msg.encode(&stamp(), &mut Vec::new()), Err(RecordError::PropertiesTooLong { .. })));
+    assert!(matches!(
+        msg.encode(&stamp(), &mut Vec::new()),
+        Err(RecordError::PropertiesTooLong { .. })
+    ));
     msg.properties.clear();
     msg.topic = "t".repeat(MAX_TOPIC + 1);
-    assert!(matches!(msg.validate(), Err(RecordError::TopicTooLong { .. })));
+    assert!(matches!(
+        msg.validate(),
+        Err(RecordError::TopicTooLong { .. })
+    ));
 }
 
 proptest! {

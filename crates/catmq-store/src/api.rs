@@ -160,10 +160,23 @@ pub trait MessageStore: Send + Sync {
     /// Every queue's offsets.
     fn queues(&self) -> Vec<QueueInfo>;
     /// The queue offset for a store timestamp (ms).
-    fn offset_for_timestamp(&self, topic: &str, queue_id: i32, ts: i64, boundary: Boundary) -> Result<u64>;
+    fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        ts: i64,
+        boundary: Boundary,
+    ) -> Result<u64>;
     /// Messages of `topic` whose `KEYS` contain `key` or whose `UNIQ_KEY` is `key`, stored within
     /// `[begin_ms, end_ms]`, newest first, at most `limit`.
-    fn query_by_key(&self, topic: &str, key: &str, begin_ms: i64, end_ms: i64, limit: usize) -> Result<Vec<Bytes>>;
+    fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Bytes>>;
     /// Installs the arrival hook.
     fn set_arrival_listener(&self, listener: ArrivalListener);
     /// Forgets a topic's queues (its records go with retention).

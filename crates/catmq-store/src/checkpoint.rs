@@ -45,7 +45,11 @@ impl Checkpoint {
         if u32_at(0) != MAGIC || u32_at(4) != VERSION || crc32fast::hash(&b[..28]) != u32_at(28) {
             return None;
         }
-        Some(Self { position: u64_at(8), written_ms: u64_at(16) as i64, clean: u32_at(24) != 0 })
+        Some(Self {
+            position: u64_at(8),
+            written_ms: u64_at(16) as i64,
+            clean: u32_at(24) != 0,
+        })
     }
 
     /// Reads the checkpoint of the store in `dir`; `None` when missing or damaged (logged).
@@ -77,7 +81,11 @@ mod tests {
     fn round_trips_and_rejects_damage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Checkpoint::read(dir.path()), None);
-        let cp = Checkpoint { position: 123_456, written_ms: 1_700_000_000_000, clean: true };
+        let cp = Checkpoint {
+            position: 123_456,
+            written_ms: 1_700_000_000_000,
+            clean: true,
+        };
         cp.write(dir.path()).unwrap();
         assert_eq!(Checkpoint::read(dir.path()), Some(cp));
         let path = dir.path().join(FILE);

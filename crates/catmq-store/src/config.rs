@@ -34,7 +34,11 @@ impl Clock {
 
 impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Clock::manual" } else { "Clock::system" })
+        f.write_str(if self.0.is_some() {
+            "Clock::manual"
+        } else {
+            "Clock::system"
+        })
     }
 }
 
@@ -105,7 +109,9 @@ impl StoreConfig {
         Self {
             dir: dir.into(),
             segment_size: 1 << 30,
-            flush: FlushMode::Async { interval: Duration::from_millis(500) },
+            flush: FlushMode::Async {
+                interval: Duration::from_millis(500),
+            },
             max_message_size: 4 << 20,
             cq_entries_per_file: 300_000,
             index_entries_per_file: 2_000_000,
@@ -122,12 +128,18 @@ impl StoreConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(StoreError::Config(m));
         if self.segment_size < 4096 || self.segment_size > (1 << 40) {
-            return bad(format!("segment_size {} must be 4 KiB ..= 1 TiB", self.segment_size));
+            return bad(format!(
+                "segment_size {} must be 4 KiB ..= 1 TiB",
+                self.segment_size
+            ));
         }
         if (self.max_message_size as u64) > self.segment_size {
             return bad("max_message_size must not exceed segment_size".into());
         }
-        if self.cq_entries_per_file == 0 || self.index_entries_per_file == 0 || self.index_slots == 0 {
+        if self.cq_entries_per_file == 0
+            || self.index_entries_per_file == 0
+            || !(1..=1 << 28).contains(&self.index_slots)
+        {
             return bad("file entry counts must be positive".into());
         }
         if let FlushMode::Async { interval } = self.flush {

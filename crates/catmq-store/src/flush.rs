@@ -50,7 +50,9 @@ impl FlushState {
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match self.poisoned.get() {
-            Some(reason) => Err(StoreError::Poisoned { reason: reason.clone() }),
+            Some(reason) => Err(StoreError::Poisoned {
+                reason: reason.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -122,7 +124,9 @@ impl FlushWaiter {
 
     /// Waits (async) until everything before `pos` is durable, or fails if the store is poisoned.
     pub async fn wait(&self, pos: u64) -> Result<()> {
-        let Some(state) = &self.state else { return Ok(()) };
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
         loop {
             let notified = state.notify.notified();
             tokio::pin!(notified);
@@ -137,14 +141,19 @@ impl FlushWaiter {
 
     /// Blocks until everything before `pos` is durable, or fails if the store is poisoned.
     pub fn wait_blocking(&self, pos: u64) -> Result<()> {
-        let Some(state) = &self.state else { return Ok(()) };
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
         let mut guard = state.lock.lock().map_err(|_| StoreError::Closed)?;
         loop {
             if state.flushed() >= pos {
                 return Ok(());
             }
             state.check_poisoned()?;
-            guard = state.flushed_cv.wait(guard).map_err(|_| StoreError::Closed)?;
+            guard = state
+                .flushed_cv
+                .wait(guard)
+                .map_err(|_| StoreError::Closed)?;
         }
     }
 }

@@ -23,7 +23,10 @@ impl DataFile {
             .truncate(false)
             .open(path)
             .map_err(|e| StoreError::io("open", path, e))?;
-        Ok(Self { file, path: path.to_path_buf() })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub(crate) fn len(&self) -> Result<u64> {
@@ -181,7 +184,15 @@ mod tests {
 
     #[test]
     fn topic_escaping_round_trips_and_is_path_safe() {
-        for t in ["TopicTest", "%RETRY%group-1", "../../etc", "a/b", "ünï", "x|y_z", ""] {
+        for t in [
+            "TopicTest",
+            "%RETRY%group-1",
+            "../../etc",
+            "a/b",
+            "ünï",
+            "x|y_z",
+            "",
+        ] {
             let e = escape_topic(t);
             assert!(!e.contains('/') && !e.contains(".."), "{e}");
             assert_eq!(unescape_topic(&e).as_deref(), Some(t));
@@ -198,7 +209,11 @@ mod tests {
             std::fs::write(dir.path().join(offset_name(off)), b"").unwrap();
         }
         std::fs::write(dir.path().join("junk"), b"").unwrap();
-        let offs: Vec<u64> = list_offset_files(dir.path(), None).unwrap().into_iter().map(|(o, _)| o).collect();
+        let offs: Vec<u64> = list_offset_files(dir.path(), None)
+            .unwrap()
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect();
         assert_eq!(offs, vec![0, 5, 1 << 30]);
     }
 }

@@ -26,8 +26,8 @@ mod fsutil;
 mod index;
 
 pub use api::{
-    AppendResult, Appended, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest, ReadResult,
-    ReadStatus, RetentionReport, StoreStats,
+    AppendResult, Appended, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest,
+    ReadResult, ReadStatus, RetentionReport, StoreStats,
 };
 pub use checkpoint::Checkpoint;
 pub use config::{Clock, FlushMode, RetentionConfig, StoreConfig};

@@ -46,9 +46,16 @@ impl CommitLog {
                     path.display()
                 )));
             }
-            segments.push(Arc::new(Segment { base, file: DataFile::open_rw(&path)? }));
+            segments.push(Arc::new(Segment {
+                base,
+                file: DataFile::open_rw(&path)?,
+            }));
         }
-        let log = Self { dir: dir.to_path_buf(), segment_size, segments: RwLock::new(segments) };
+        let log = Self {
+            dir: dir.to_path_buf(),
+            segment_size,
+            segments: RwLock::new(segments),
+        };
         if log.segments_snapshot().is_empty() {
             log.create_segment(0)?;
         }
@@ -92,9 +99,15 @@ impl CommitLog {
     /// Creates the segment starting at `base` and makes its directory entry durable.
     pub(crate) fn create_segment(&self, base: u64) -> Result<Arc<Segment>> {
         let path = self.dir.join(fsutil::offset_name(base));
-        let seg = Arc::new(Segment { base, file: DataFile::open_rw(&path)? });
+        let seg = Arc::new(Segment {
+            base,
+            file: DataFile::open_rw(&path)?,
+        });
         fsutil::sync_dir(&self.dir)?;
-        self.segments.write().map_err(|_| StoreError::Closed)?.push(seg.clone());
+        self.segments
+            .write()
+            .map_err(|_| StoreError::Closed)?
+            .push(seg.clone());
         Ok(seg)
     }
 
@@ -132,7 +145,12 @@ impl CommitLog {
             Some(s) => (s.file.path.clone(), pos - s.base),
             None => (self.dir.clone(), pos),
         };
-        StoreError::Corrupt { what: "commit log record", path, pos: off, detail }
+        StoreError::Corrupt {
+            what: "commit log record",
+            path,
+            pos: off,
+            detail,
+        }
     }
 
     fn missing(&self, pos: u64) -> StoreError {
@@ -193,10 +211,16 @@ pub(crate) fn check_record(buf: &[u8], pos: u64) -> Result<RecordView<'_>, Strin
     }
     let view = RecordView::parse(buf).map_err(|e| e.to_string())?;
     if !view.crc_ok() {
-        return Err(format!("body CRC mismatch (stored {:#x})", view.stored_crc()));
+        return Err(format!(
+            "body CRC mismatch (stored {:#x})",
+            view.stored_crc()
+        ));
     }
     if u64::try_from(view.physical_offset()).ok() != Some(pos) {
-        return Err(format!("record says it is at {}, found at {pos}", view.physical_offset()));
+        return Err(format!(
+            "record says it is at {}, found at {pos}",
+            view.physical_offset()
+        ));
     }
     Ok(view)
 }

@@ -7,7 +7,9 @@
 //! their position and skipped, never served. Bad bytes with nothing valid after them are a torn
 //! tail: the log is truncated there.
 
-use catmq_common::record::{peek_header, RecordView, MAGIC_PENDING_BATCH, MAGIC_V1, MAGIC_V2, MIN_RECORD};
+use catmq_common::record::{
+    peek_header, RecordView, MAGIC_PENDING_BATCH, MAGIC_V1, MAGIC_V2, MIN_RECORD,
+};
 
 use super::{check_record, CommitLog, Segment};
 use crate::Result;
@@ -37,14 +39,21 @@ struct Window<'a> {
 
 impl<'a> Window<'a> {
     fn new(seg: &'a Segment) -> Result<Self> {
-        Ok(Self { seg, len: seg.file.len()?, start: 0, buf: Vec::new() })
+        Ok(Self {
+            seg,
+            len: seg.file.len()?,
+            start: 0,
+            buf: Vec::new(),
+        })
     }
 
     /// The bytes at `[pos, pos + need)` (fewer at end of file), refilling when needed.
     fn get(&mut self, pos: u64, need: usize) -> Result<&[u8]> {
         let end = self.start + self.buf.len() as u64;
         if pos < self.start || pos + need as u64 > end {
-            let want = need.max(CHUNK).min(usize::try_from(self.len.saturating_sub(pos)).unwrap_or(usize::MAX));
+            let want = need
+                .max(CHUNK)
+                .min(usize::try_from(self.len.saturating_sub(pos)).unwrap_or(usize::MAX));
             self.buf.resize(want, 0);
             let n = self.seg.file.read_at(&mut self.buf, pos)?;
             self.buf.truncate(n);
@@ -59,11 +68,15 @@ impl<'a> Window<'a> {
     fn valid_at(&mut self, pos: u64, max_size: u64) -> Result<Option<usize>> {
         let base = self.seg.base;
         let head = self.get(pos, 8)?;
-        let Some((size, magic)) = peek_header(head) else { return Ok(None) };
+        let Some((size, magic)) = peek_header(head) else {
+            return Ok(None);
+        };
         if magic != MAGIC_V1 && magic != MAGIC_V2 {
             return Ok(None);
         }
-        let Ok(size) = usize::try_from(size) else { return Ok(None) };
+        let Ok(size) = usize::try_from(size) else {
+            return Ok(None);
+        };
         if size < MIN_RECORD || size as u64 > max_size.min(self.len - pos) {
             return Ok(None);
         }
@@ -76,7 +89,9 @@ impl<'a> Window<'a> {
         let mut pos = from + 1;
         while pos + 8 <= self.len {
             let chunk_end = (pos + CHUNK as u64).min(self.len);
-            let hay = self.get(pos, usize::try_from(chunk_end - pos).unwrap_or(CHUNK))?.to_vec();
+            let hay = self
+                .get(pos, usize::try_from(chunk_end - pos).unwrap_or(CHUNK))?
+                .to_vec();
             for (i, w) in hay.windows(4).enumerate() {
                 let m = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
                 if (m == MAGIC_V1 || m == MAGIC_V2) && pos + i as u64 >= from + 5 {
@@ -101,7 +116,10 @@ pub(crate) fn scan(
 ) -> Result<ScanOutcome> {
     let segs = log.segments_snapshot();
     let max_size = log.segment_size();
-    let mut out = ScanOutcome { end: from, ..ScanOutcome::default() };
+    let mut out = ScanOutcome {
+        end: from,
+        ..ScanOutcome::default()
+    };
     for (i, seg) in segs.iter().enumerate() {
         if seg.base + max_size <= from {
             continue;
@@ -120,8 +138,13 @@ pub(crate) fn scan(
                 out.end = seg.base + pos;
                 continue;
             }
-            let pending = win.get(pos, 8)?.get(4..8) == Some(&MAGIC_PENDING_BATCH.to_be_bytes()[..]);
-            let next = if pending { None } else { win.resync(pos, max_size)? };
+            let pending =
+                win.get(pos, 8)?.get(4..8) == Some(&MAGIC_PENDING_BATCH.to_be_bytes()[..]);
+            let next = if pending {
+                None
+            } else {
+                win.resync(pos, max_size)?
+            };
             match next {
                 Some(n) => {
                     tracing::error!(segment = %seg.file.path.display(), from = pos, to = n, "corrupt bytes in the commit log; skipped");

@@ -22,6 +22,9 @@ pub(crate) use table::QueueTable;
 pub(crate) const ENTRY_SIZE: usize = 20;
 /// Entries kept in memory before they are written to the file.
 const TAIL_CAP: usize = 1024;
+/// Largest gap of holes a recovered record may open. A record's queue offset is not covered by
+/// its CRC, so a damaged one must not make the queue allocate billions of holes.
+const MAX_GAP: u64 = 1 << 16;
 
 /// One consume-queue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,7 +50,11 @@ impl CqEntry {
             size.copy_from_slice(&b[8..12]);
             tag.copy_from_slice(&b[12..20]);
         }
-        Self { phys: u64::from_be_bytes(phys), size: u32::from_be_bytes(size), tag_code: i64::from_be_bytes(tag) }
+        Self {
+            phys: u64::from_be_bytes(phys),
+            size: u32::from_be_bytes(size),
+            tag_code: i64::from_be_bytes(tag),
+        }
     }
 
     /// A hole left where a record was lost.
@@ -94,7 +101,10 @@ impl ConsumeQueue {
     pub(crate) fn open(dir: PathBuf, topic: String, queue_id: i32, per_file: u64) -> Result<Self> {
         let mut state = CqState::default();
         for (first, path) in fsutil::list_offset_files(&dir, None)? {
-            state.files.push(Arc::new(CqFile { first, file: DataFile::open_rw(&path)? }));
+            state.files.push(Arc::new(CqFile {
+                first,
+                file: DataFile::open_rw(&path)?,
+            }));
         }
         if let Some(last) = state.files.last() {
             let whole = last.file.len()? / ENTRY_SIZE as u64;
@@ -134,7 +144,9 @@ impl ConsumeQueue {
     /// Records the store time of the newest message when it is learnt after a restart.
     pub(crate) fn note_store_ms(&self, ms: i64) {
         let ms = u64::try_from(ms).unwrap_or(0);
-        let _ = self.last_store_ms.compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .last_store_ms
+            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Adds the entry for queue offset `qoff`. Offsets below the next one are ignored (already
@@ -146,11 +158,19 @@ impl ConsumeQueue {
             tracing::warn!(topic = %self.topic, queue = self.queue_id, qoff, next, "duplicate consume-queue entry ignored");
             return Ok(());
         }
+        if qoff - next > MAX_GAP {
+            tracing::error!(topic = %self.topic, queue = self.queue_id, qoff, next, phys = entry.phys, "implausible queue offset in a record; entry skipped");
+            return Ok(());
+        }
         for _ in next..qoff {
             st.tail.push(CqEntry::default());
+            if st.tail.len() >= TAIL_CAP {
+                self.write_tail(&mut st)?;
+            }
         }
         st.tail.push(entry);
-        self.last_store_ms.store(u64::try_from(store_ms).unwrap_or(0), Ordering::Relaxed);
+        self.last_store_ms
+            .store(u64::try_from(store_ms).unwrap_or(0), Ordering::Relaxed);
         self.next.store(qoff + 1, Ordering::Release);
         if st.tail.len() >= TAIL_CAP {
             self.write_tail(&mut st)?;
@@ -164,7 +184,10 @@ impl ConsumeQueue {
             return Ok(f.clone());
         }
         fsutil::create_dir(&self.dir)?;
-        let f = Arc::new(CqFile { first, file: DataFile::open_rw(&self.dir.join(fsutil::offset_name(first)))? });
+        let f = Arc::new(CqFile {
+            first,
+            file: DataFile::open_rw(&self.dir.join(fsutil::offset_name(first)))?,
+        });
         fsutil::sync_dir(&self.dir)?;
         st.files.push(f.clone());
         st.files.sort_by_key(|f| f.first);
@@ -183,7 +206,8 @@ impl ConsumeQueue {
             let n = room.min(tail.len() - i);
             buf.clear();
             tail[i..i + n].iter().for_each(|e| e.encode(&mut buf));
-            file.file.write_at(&buf, (off - file.first) * ENTRY_SIZE as u64)?;
+            file.file
+                .write_at(&buf, (off - file.first) * ENTRY_SIZE as u64)?;
             if !st.unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
                 st.unsynced.push(file);
             }
@@ -220,7 +244,9 @@ impl ConsumeQueue {
             };
             let stop = end.min(st.persisted).min(first + self.per_file);
             let mut buf = vec![0u8; usize::try_from(stop - off).unwrap_or(0) * ENTRY_SIZE];
-            let got = file.file.read_at(&mut buf, (off - first) * ENTRY_SIZE as u64)?;
+            let got = file
+                .file
+                .read_at(&mut buf, (off - first) * ENTRY_SIZE as u64)?;
             buf.truncate(got - got % ENTRY_SIZE);
             if buf.is_empty() {
                 break;
@@ -275,7 +301,8 @@ impl ConsumeQueue {
                 f.file.sync_data()?;
             }
         }
-        st.unsynced.retain(|u| !removed.iter().any(|r| Arc::ptr_eq(r, u)));
+        st.unsynced
+            .retain(|u| !removed.iter().any(|r| Arc::ptr_eq(r, u)));
         st.persisted = len;
         self.next.store(len, Ordering::Release);
         if self.min.load(Ordering::Acquire) > len {
@@ -284,15 +311,31 @@ impl ConsumeQueue {
         Ok(())
     }
 
+    /// The first entry in `[from, to)` that is not a hole.
+    fn first_real_entry(&self, mut from: u64, to: u64) -> Result<Option<(u64, CqEntry)>> {
+        while from < to {
+            let n = usize::try_from((to - from).min(256)).unwrap_or(256);
+            let entries = self.entries(from, n)?;
+            if entries.is_empty() {
+                break;
+            }
+            if let Some(i) = entries.iter().position(|e| !e.is_hole()) {
+                return Ok(Some((from + i as u64, entries[i])));
+            }
+            from += entries.len() as u64;
+        }
+        Ok(None)
+    }
+
     /// Retention: the log now starts at `log_min`; move the min offset past entries before it
     /// and delete files that hold only such entries.
     pub(crate) fn apply_log_min(&self, log_min: u64) -> Result<()> {
         let (mut lo, mut hi) = (self.min_offset(), self.next_offset());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let e = self.entries(mid, 1)?;
-            match e.first() {
-                Some(e) if e.is_hole() || e.phys < log_min => lo = mid + 1,
+            // A hole says nothing: decide by the first real entry at or after `mid`.
+            match self.first_real_entry(mid, hi)? {
+                Some((at, e)) if e.phys < log_min => lo = at + 1,
                 _ => hi = mid,
             }
         }
@@ -303,7 +346,8 @@ impl ConsumeQueue {
         let expired = |f: &Arc<CqFile>| f.first + self.per_file <= lo && f.first < keep_from;
         let doomed: Vec<_> = st.files.iter().filter(|f| expired(f)).cloned().collect();
         st.files.retain(|f| !expired(f));
-        st.unsynced.retain(|u| !doomed.iter().any(|d| Arc::ptr_eq(d, u)));
+        st.unsynced
+            .retain(|u| !doomed.iter().any(|d| Arc::ptr_eq(d, u)));
         drop(st);
         for f in doomed {
             fsutil::remove_file(&f.file.path)?;

@@ -26,21 +26,36 @@ impl QueueTable {
         let topics = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
         for t in topics {
             let tpath = t.map_err(|e| StoreError::io("list", &dir, e))?.path();
-            let Some(topic) = tpath.file_name().and_then(|n| n.to_str()).and_then(fsutil::unescape_topic) else {
+            let Some(topic) = tpath
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(fsutil::unescape_topic)
+            else {
                 tracing::warn!(path = %tpath.display(), "ignoring unexpected entry in consumequeue/");
                 continue;
             };
-            let queues = std::fs::read_dir(&tpath).map_err(|e| StoreError::io("list", &tpath, e))?;
+            let queues =
+                std::fs::read_dir(&tpath).map_err(|e| StoreError::io("list", &tpath, e))?;
             for q in queues {
                 let qpath = q.map_err(|e| StoreError::io("list", &tpath, e))?.path();
-                let Some(qid) = qpath.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<i32>().ok()) else {
+                let Some(qid) = qpath
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<i32>().ok())
+                else {
                     continue;
                 };
                 let cq = ConsumeQueue::open(qpath, topic.clone(), qid, per_file)?;
-                map.entry(topic.clone()).or_default().insert(qid, Arc::new(cq));
+                map.entry(topic.clone())
+                    .or_default()
+                    .insert(qid, Arc::new(cq));
             }
         }
-        Ok(Self { dir, per_file, map: RwLock::new(map) })
+        Ok(Self {
+            dir,
+            per_file,
+            map: RwLock::new(map),
+        })
     }
 
     /// The queue, if it exists.
@@ -58,8 +73,16 @@ impl QueueTable {
         if let Some(q) = queues.get(&qid) {
             return Ok(q.clone());
         }
-        let dir = self.dir.join(fsutil::escape_topic(topic)).join(qid.to_string());
-        let q = Arc::new(ConsumeQueue::open(dir, topic.to_owned(), qid, self.per_file)?);
+        let dir = self
+            .dir
+            .join(fsutil::escape_topic(topic))
+            .join(qid.to_string());
+        let q = Arc::new(ConsumeQueue::open(
+            dir,
+            topic.to_owned(),
+            qid,
+            self.per_file,
+        )?);
         queues.insert(qid, q.clone());
         Ok(q)
     }
@@ -74,7 +97,11 @@ impl QueueTable {
 
     /// Removes a topic's queues and their files.
     pub(crate) fn remove_topic(&self, topic: &str) -> Result<bool> {
-        let removed = self.map.write().map_err(|_| StoreError::Closed)?.remove(topic);
+        let removed = self
+            .map
+            .write()
+            .map_err(|_| StoreError::Closed)?
+            .remove(topic);
         if removed.is_none() {
             return Ok(false);
         }

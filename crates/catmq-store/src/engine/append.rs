@@ -22,7 +22,9 @@ struct Prepared {
 
 /// The key hashes under which a message is indexed: each of its `KEYS` and its `UNIQ_KEY`.
 pub(crate) fn index_hashes(topic: &str, props: &str) -> Vec<u64> {
-    let mut out: Vec<u64> = properties::keys(props).map(|k| key_hash(topic, k)).collect();
+    let mut out: Vec<u64> = properties::keys(props)
+        .map(|k| key_hash(topic, k))
+        .collect();
     if let Some(u) = properties::get(props, properties::UNIQ_KEY).filter(|u| !u.is_empty()) {
         out.push(key_hash(topic, u));
     }
@@ -40,11 +42,16 @@ fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)>
     for m in msgs {
         m.validate()?;
         if !(0..=0xFFFF).contains(&m.queue_id) {
-            return Err(StoreError::BadQueueId { queue_id: m.queue_id });
+            return Err(StoreError::BadQueueId {
+                queue_id: m.queue_id,
+            });
         }
         let len = m.encoded_len(&inner.cfg.store_host);
         if len > inner.cfg.max_message_size {
-            return Err(StoreError::MessageTooLarge { size: len, max: inner.cfg.max_message_size });
+            return Err(StoreError::MessageTooLarge {
+                size: len,
+                max: inner.cfg.max_message_size,
+            });
         }
         total += len;
         out.push(Prepared {
@@ -55,7 +62,10 @@ fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)>
         });
     }
     if total as u64 > inner.log.segment_size() {
-        return Err(StoreError::MessageTooLarge { size: total, max: inner.log.segment_size() as usize });
+        return Err(StoreError::MessageTooLarge {
+            size: total,
+            max: inner.log.segment_size() as usize,
+        });
     }
     Ok((out, total))
 }
@@ -65,17 +75,19 @@ fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)>
 fn assign_offsets(prep: &[Prepared]) -> Vec<u64> {
     let mut seen: Vec<(&Arc<ConsumeQueue>, u64)> = Vec::new();
     prep.iter()
-        .map(|p| match seen.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &p.queue)) {
-            Some((_, next)) => {
-                *next += 1;
-                *next
-            }
-            None => {
-                let next = p.queue.next_offset();
-                seen.push((&p.queue, next));
-                next
-            }
-        })
+        .map(
+            |p| match seen.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &p.queue)) {
+                Some((_, next)) => {
+                    *next += 1;
+                    *next
+                }
+                None => {
+                    let next = p.queue.next_offset();
+                    seen.push((&p.queue, next));
+                    next
+                }
+            },
+        )
         .collect()
 }
 
@@ -95,7 +107,9 @@ fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<()> {
 fn write_records(w: &mut Writer, count: usize) -> Result<()> {
     let off = w.pos - w.active.base;
     if count > 1 {
-        let real: [u8; 4] = w.buf[MAGIC_POS..MAGIC_POS + 4].try_into().unwrap_or_default();
+        let real: [u8; 4] = w.buf[MAGIC_POS..MAGIC_POS + 4]
+            .try_into()
+            .unwrap_or_default();
         w.buf[MAGIC_POS..MAGIC_POS + 4].copy_from_slice(&MAGIC_PENDING_BATCH.to_be_bytes());
         w.active.file.write_at(&w.buf, off)?;
         w.active.file.write_at(&real, off + MAGIC_POS as u64)
@@ -104,9 +118,19 @@ fn write_records(w: &mut Writer, count: usize) -> Result<()> {
     }
 }
 
-fn dispatch(inner: &Inner, msgs: &[NewMessage], prep: &[Prepared], placed: &[Appended], store_ms: i64) -> Result<()> {
+fn dispatch(
+    inner: &Inner,
+    msgs: &[NewMessage],
+    prep: &[Prepared],
+    placed: &[Appended],
+    store_ms: i64,
+) -> Result<()> {
     for (p, a) in prep.iter().zip(placed) {
-        let entry = CqEntry { phys: a.physical_offset, size: a.size, tag_code: p.tag_code };
+        let entry = CqEntry {
+            phys: a.physical_offset,
+            size: a.size,
+            tag_code: p.tag_code,
+        };
         p.queue.push(a.queue_offset, entry, store_ms)?;
     }
     if prep.iter().any(|p| !p.key_hashes.is_empty()) {
@@ -142,7 +166,12 @@ pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult>
             store_host: inner.cfg.store_host,
         };
         m.encode(&stamp, &mut buf)?;
-        placed.push(Appended { queue_id: m.queue_id, queue_offset: *qoff, physical_offset: phys, size: p.len as u32 });
+        placed.push(Appended {
+            queue_id: m.queue_id,
+            queue_offset: *qoff,
+            physical_offset: phys,
+            size: p.len as u32,
+        });
     }
     w.buf = buf;
     if let Err(e) = write_records(&mut w, msgs.len()) {
@@ -151,22 +180,34 @@ pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult>
     }
     w.pos = start + total as u64;
     if let Err(e) = dispatch(inner, msgs, &prep, &placed, store_ms) {
-        inner.flush.poison(format!("consume queue or index write failed: {e}"));
+        inner
+            .flush
+            .poison(format!("consume queue or index write failed: {e}"));
         return Err(e);
     }
     let end = w.pos;
-    inner.flush.set_written(end, inner.cfg.flush == FlushMode::Sync);
+    inner
+        .flush
+        .set_written(end, inner.cfg.flush == FlushMode::Sync);
     if w.buf.capacity() > 4 << 20 {
         w.buf = Vec::new();
     }
     drop(w);
     notify_arrivals(inner, &prep);
-    Ok(AppendResult { messages: placed, end, store_timestamp: store_ms })
+    Ok(AppendResult {
+        messages: placed,
+        end,
+        store_timestamp: store_ms,
+    })
 }
 
 fn notify_arrivals(inner: &Inner, prep: &[Prepared]) {
-    let Ok(listener) = inner.listener.read() else { return };
-    let Some(listener) = listener.as_ref() else { return };
+    let Ok(listener) = inner.listener.read() else {
+        return;
+    };
+    let Some(listener) = listener.as_ref() else {
+        return;
+    };
     let mut last: Option<&Arc<ConsumeQueue>> = None;
     for p in prep {
         if last.is_some_and(|q| Arc::ptr_eq(q, &p.queue)) {

@@ -21,7 +21,10 @@ pub(super) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
             .spawn(move || f(&inner))
             .map_err(|e| StoreError::io("spawn thread", name, e))
     };
-    Ok(vec![spawn("catmq-flush", flusher)?, spawn("catmq-upkeep", upkeep)?])
+    Ok(vec![
+        spawn("catmq-flush", flusher)?,
+        spawn("catmq-upkeep", upkeep)?,
+    ])
 }
 
 /// Fsyncs everything written so far; poisons the store on failure.
@@ -47,7 +50,9 @@ fn flusher(inner: &Inner) {
     loop {
         let stopping = match inner.cfg.flush {
             FlushMode::Sync => {
-                inner.flush.wait_for_writes(Duration::from_millis(100), || inner.shutdown.is_stopped());
+                inner
+                    .flush
+                    .wait_for_writes(Duration::from_millis(100), || inner.shutdown.is_stopped());
                 inner.shutdown.is_stopped()
             }
             FlushMode::Async { interval } => inner.shutdown.wait(interval),
@@ -72,7 +77,9 @@ fn upkeep(inner: &Inner) {
             return;
         }
         let written = inner.flush.written() - inner.last_checkpoint.load(Ordering::Acquire);
-        if last_cp.elapsed() >= inner.cfg.checkpoint_interval || written >= inner.cfg.checkpoint_bytes {
+        if last_cp.elapsed() >= inner.cfg.checkpoint_interval
+            || written >= inner.cfg.checkpoint_bytes
+        {
             if let Err(e) = checkpoint(inner, false) {
                 tracing::error!(error = %e, "checkpoint failed; recovery will start from the previous one");
             }
@@ -90,15 +97,27 @@ fn upkeep(inner: &Inner) {
 /// Persists consume queues and the index for everything dispatched so far, then records the
 /// position in the checkpoint file.
 pub(super) fn checkpoint(inner: &Inner, clean: bool) -> Result<()> {
-    let _g = inner.checkpoint_lock.lock().map_err(|_| StoreError::Closed)?;
+    let _g = inner
+        .checkpoint_lock
+        .lock()
+        .map_err(|_| StoreError::Closed)?;
     // Everything before `pos` is dispatched: the writer publishes `written` after dispatch.
     let pos = inner.flush.written();
     flush_now(inner)?;
     for q in inner.queues.all() {
         q.sync()?;
     }
-    inner.index.lock().map_err(|_| StoreError::Closed)?.persist()?;
-    Checkpoint { position: pos, written_ms: now_ms(), clean }.write(&inner.cfg.dir)?;
+    inner
+        .index
+        .lock()
+        .map_err(|_| StoreError::Closed)?
+        .persist()?;
+    Checkpoint {
+        position: pos,
+        written_ms: now_ms(),
+        clean,
+    }
+    .write(&inner.cfg.dir)?;
     inner.last_checkpoint.store(pos, Ordering::Release);
     Ok(())
 }
@@ -112,9 +131,13 @@ fn disk_used_ratio(inner: &Inner) -> Option<f64> {
 }
 
 fn oldest_is_expired(inner: &Inner) -> bool {
-    let Some(age) = inner.cfg.retention.max_age else { return false };
+    let Some(age) = inner.cfg.retention.max_age else {
+        return false;
+    };
     let segs = inner.log.segments_snapshot();
-    let Some(oldest) = segs.first() else { return false };
+    let Some(oldest) = segs.first() else {
+        return false;
+    };
     oldest
         .file
         .file
@@ -141,8 +164,14 @@ pub(super) fn retention(inner: &Inner) -> Result<RetentionReport> {
             // Recovery replays the log from the checkpoint: never delete records it still needs.
             checkpoint(inner, false)?;
         }
-        let Some((base, _)) = inner.log.remove_oldest()? else { break };
-        tracing::info!(segment = base, over_disk, "retention deleted a commit-log segment");
+        let Some((base, _)) = inner.log.remove_oldest()? else {
+            break;
+        };
+        tracing::info!(
+            segment = base,
+            over_disk,
+            "retention deleted a commit-log segment"
+        );
         removed += 1;
     }
     let log_min = inner.log.min_pos();
@@ -150,7 +179,14 @@ pub(super) fn retention(inner: &Inner) -> Result<RetentionReport> {
         for q in inner.queues.all() {
             q.apply_log_min(log_min)?;
         }
-        inner.index.lock().map_err(|_| StoreError::Closed)?.apply_log_min(log_min)?;
+        inner
+            .index
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .apply_log_min(log_min)?;
     }
-    Ok(RetentionReport { segments_removed: removed, log_min })
+    Ok(RetentionReport {
+        segments_removed: removed,
+        log_min,
+    })
 }

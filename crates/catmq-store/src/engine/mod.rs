@@ -18,8 +18,8 @@ use bytes::Bytes;
 use catmq_common::NewMessage;
 
 use crate::api::{
-    AppendResult, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest, ReadResult, RetentionReport,
-    StoreStats,
+    AppendResult, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest, ReadResult,
+    RetentionReport, StoreStats,
 };
 use crate::commit_log::{CommitLog, Segment};
 use crate::config::StoreConfig;
@@ -50,7 +50,9 @@ struct Shutdown {
 impl Shutdown {
     /// Waits up to `d`; returns whether shutdown was requested.
     fn wait(&self, d: std::time::Duration) -> bool {
-        let Ok(g) = self.stopped.lock() else { return true };
+        let Ok(g) = self.stopped.lock() else {
+            return true;
+        };
         if *g {
             return true;
         }
@@ -98,7 +100,10 @@ struct Lifecycle {
 
 impl Drop for Lifecycle {
     fn drop(&mut self) {
-        let store = FileStoreRef { inner: &self.inner, threads: &self.threads };
+        let store = FileStoreRef {
+            inner: &self.inner,
+            threads: &self.threads,
+        };
         if let Err(e) = store.close() {
             tracing::error!(error = %e, "closing the store on drop failed");
         }
@@ -124,7 +129,11 @@ impl FileStoreRef<'_> {
     fn stop_threads(&self) {
         self.inner.shutdown.stop();
         self.inner.flush.wake_written();
-        let handles: Vec<_> = self.threads.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        let handles: Vec<_> = self
+            .threads
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
         for h in handles {
             let _ = h.join();
         }
@@ -143,7 +152,9 @@ impl FileStoreRef<'_> {
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileStore").field("dir", &self.inner.cfg.dir).finish_non_exhaustive()
+        f.debug_struct("FileStore")
+            .field("dir", &self.inner.cfg.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -154,8 +165,15 @@ impl FileStore {
         let (inner, report) = recovery::open(cfg)?;
         let inner = Arc::new(inner);
         let threads = background::start(&inner)?;
-        let life = Arc::new(Lifecycle { inner: inner.clone(), threads: Mutex::new(threads) });
-        Ok(Self { inner, life, recovery: Arc::new(report) })
+        let life = Arc::new(Lifecycle {
+            inner: inner.clone(),
+            threads: Mutex::new(threads),
+        });
+        Ok(Self {
+            inner,
+            life,
+            recovery: Arc::new(report),
+        })
     }
 
     /// What recovery found when this store was opened.
@@ -179,7 +197,10 @@ impl FileStore {
     }
 
     fn life_ref(&self) -> FileStoreRef<'_> {
-        FileStoreRef { inner: &self.life.inner, threads: &self.life.threads }
+        FileStoreRef {
+            inner: &self.life.inner,
+            threads: &self.life.threads,
+        }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -209,20 +230,42 @@ impl MessageStore for FileStore {
     }
 
     fn queue_info(&self, topic: &str, queue_id: i32) -> Option<QueueInfo> {
-        self.inner.queues.get(topic, queue_id).map(|q| read::queue_info(&self.inner, &q))
+        self.inner
+            .queues
+            .get(topic, queue_id)
+            .map(|q| read::queue_info(&self.inner, &q))
     }
 
     fn queues(&self) -> Vec<QueueInfo> {
-        let mut all: Vec<QueueInfo> = self.inner.queues.all().iter().map(|q| read::queue_info(&self.inner, q)).collect();
+        let mut all: Vec<QueueInfo> = self
+            .inner
+            .queues
+            .all()
+            .iter()
+            .map(|q| read::queue_info(&self.inner, q))
+            .collect();
         all.sort_by(|a, b| (&a.topic, a.queue_id).cmp(&(&b.topic, b.queue_id)));
         all
     }
 
-    fn offset_for_timestamp(&self, topic: &str, queue_id: i32, ts: i64, boundary: Boundary) -> Result<u64> {
+    fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        ts: i64,
+        boundary: Boundary,
+    ) -> Result<u64> {
         read::offset_for_timestamp(&self.inner, topic, queue_id, ts, boundary)
     }
 
-    fn query_by_key(&self, topic: &str, key: &str, begin_ms: i64, end_ms: i64, limit: usize) -> Result<Vec<Bytes>> {
+    fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
         read::query_by_key(&self.inner, topic, key, (begin_ms, end_ms), limit)
     }
 

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use catmq_common::record::RecordView;
 use catmq_common::properties;
+use catmq_common::record::RecordView;
 
 use super::Inner;
 use crate::api::{Boundary, QueueInfo, ReadRequest, ReadResult, ReadStatus};
@@ -27,11 +27,23 @@ pub(super) fn queue_info(inner: &Inner, q: &ConsumeQueue) -> QueueInfo {
             q.note_store_ms(ts);
         }
     }
-    QueueInfo { topic: q.topic.clone(), queue_id: q.queue_id, min_offset: min, max_offset: max, last_store_timestamp: last }
+    QueueInfo {
+        topic: q.topic.clone(),
+        queue_id: q.queue_id,
+        min_offset: min,
+        max_offset: max,
+        last_store_timestamp: last,
+    }
 }
 
 fn empty(status: ReadStatus, next: u64, min: u64, max: u64) -> ReadResult {
-    ReadResult { status, messages: Vec::new(), next_offset: next, min_offset: min, max_offset: max }
+    ReadResult {
+        status,
+        messages: Vec::new(),
+        next_offset: next,
+        min_offset: min,
+        max_offset: max,
+    }
 }
 
 /// A contiguous stretch of the log holding the records to return.
@@ -57,7 +69,10 @@ fn plan(inner: &Inner, req: &ReadRequest<'_>, entries: &[CqEntry]) -> (Vec<Run>,
         if e.is_hole() || e.phys < log_min {
             continue;
         }
-        if req.tag_codes.is_some_and(|codes| !codes.contains(&e.tag_code)) {
+        if req
+            .tag_codes
+            .is_some_and(|codes| !codes.contains(&e.tag_code))
+        {
             continue;
         }
         count += 1;
@@ -68,7 +83,11 @@ fn plan(inner: &Inner, req: &ReadRequest<'_>, entries: &[CqEntry]) -> (Vec<Run>,
                 r.end += u64::from(e.size);
                 r.records.push((qoff, e.size));
             }
-            _ => runs.push(Run { start: e.phys, end: e.phys + u64::from(e.size), records: vec![(qoff, e.size)] }),
+            _ => runs.push(Run {
+                start: e.phys,
+                end: e.phys + u64::from(e.size),
+                records: vec![(qoff, e.size)],
+            }),
         }
     }
     (runs, next)
@@ -76,7 +95,9 @@ fn plan(inner: &Inner, req: &ReadRequest<'_>, entries: &[CqEntry]) -> (Vec<Run>,
 
 /// Reads a run and returns its checked records; a corrupt record is logged and left out.
 fn read_run(inner: &Inner, req: &ReadRequest<'_>, run: &Run, out: &mut Vec<Bytes>) -> Result<()> {
-    let buf = inner.log.read(run.start, usize::try_from(run.end - run.start).unwrap_or(0))?;
+    let buf = inner
+        .log
+        .read(run.start, usize::try_from(run.end - run.start).unwrap_or(0))?;
     let mut at = 0usize;
     for (qoff, size) in &run.records {
         let size = *size as usize;
@@ -84,7 +105,13 @@ fn read_run(inner: &Inner, req: &ReadRequest<'_>, run: &Run, out: &mut Vec<Bytes
         let slice = buf.slice(at..(at + size).min(buf.len()));
         at += size;
         let ok = match check_record(&slice, pos) {
-            Ok(v) if v.total_size() == size && v.queue_offset() == *qoff as i64 && v.queue_id() == req.queue_id => Ok(()),
+            Ok(v)
+                if v.total_size() == size
+                    && v.queue_offset() == *qoff as i64
+                    && v.queue_id() == req.queue_id =>
+            {
+                Ok(())
+            }
             Ok(_) => Err("record does not match its consume-queue entry".to_owned()),
             Err(e) => Err(e),
         };
@@ -119,15 +146,29 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
         return Ok(empty(status, next, min, max));
     }
     let want = req.max_messages.max(1) as usize;
-    let scan = if req.tag_codes.is_some() { want.max(FILTER_SCAN) } else { want };
+    let scan = if req.tag_codes.is_some() {
+        want.max(FILTER_SCAN)
+    } else {
+        want
+    };
     let entries = q.entries(req.offset, scan)?;
     let (runs, next) = plan(inner, req, &entries);
     let mut messages = Vec::with_capacity(runs.iter().map(|r| r.records.len()).sum());
     for run in &runs {
         read_run(inner, req, run, &mut messages)?;
     }
-    let status = if messages.is_empty() { ReadStatus::NoMatchedMessage } else { ReadStatus::Found };
-    Ok(ReadResult { status, messages, next_offset: next.max(req.offset + 1).min(max), min_offset: min, max_offset: max })
+    let status = if messages.is_empty() {
+        ReadStatus::NoMatchedMessage
+    } else {
+        ReadStatus::Found
+    };
+    Ok(ReadResult {
+        status,
+        messages,
+        next_offset: next.max(req.offset + 1).min(max),
+        min_offset: min,
+        max_offset: max,
+    })
 }
 
 pub(super) fn read_at(inner: &Inner, phys: u64) -> Result<Option<Bytes>> {
@@ -163,8 +204,16 @@ fn store_time_at(inner: &Inner, q: &ConsumeQueue, mut qoff: u64) -> Result<Optio
     Ok(None)
 }
 
-pub(super) fn offset_for_timestamp(inner: &Inner, topic: &str, qid: i32, ts: i64, boundary: Boundary) -> Result<u64> {
-    let Some(q) = inner.queues.get(topic, qid) else { return Ok(0) };
+pub(super) fn offset_for_timestamp(
+    inner: &Inner,
+    topic: &str,
+    qid: i32,
+    ts: i64,
+    boundary: Boundary,
+) -> Result<u64> {
+    let Some(q) = inner.queues.get(topic, qid) else {
+        return Ok(0);
+    };
     let (min, max) = (q.min_offset(), q.next_offset());
     // First offset in [min, max) whose store time is > ts (Upper) or >= ts (Lower).
     let (mut lo, mut hi) = (min, max);
@@ -196,16 +245,27 @@ fn matches_key(v: &RecordView<'_>, topic: &str, key: &str) -> bool {
         return false;
     }
     let props = v.properties().unwrap_or("");
-    properties::get(props, properties::UNIQ_KEY) == Some(key) || properties::keys(props).any(|k| k == key)
+    properties::get(props, properties::UNIQ_KEY) == Some(key)
+        || properties::keys(props).any(|k| k == key)
 }
 
-pub(super) fn query_by_key(inner: &Inner, topic: &str, key: &str, (begin, end): (i64, i64), limit: usize) -> Result<Vec<Bytes>> {
+pub(super) fn query_by_key(
+    inner: &Inner,
+    topic: &str,
+    key: &str,
+    (begin, end): (i64, i64),
+    limit: usize,
+) -> Result<Vec<Bytes>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     let hash = key_hash(topic, key);
     let cap = limit.saturating_mul(4).max(64);
-    let (mut hits, sealed) = inner.index.lock().map_err(|_| StoreError::Closed)?.lookup_active(hash, begin, end, cap)?;
+    let (mut hits, sealed) = inner
+        .index
+        .lock()
+        .map_err(|_| StoreError::Closed)?
+        .lookup_active(hash, begin, end, cap)?;
     hits.extend(lookup_sealed(&sealed, hash, begin, end, cap)?);
     let mut phys: Vec<u64> = hits.iter().map(|h| h.phys).collect();
     phys.sort_unstable_by(|a, b| b.cmp(a));
@@ -215,8 +275,12 @@ pub(super) fn query_by_key(inner: &Inner, topic: &str, key: &str, (begin, end): 
         if out.len() >= limit {
             break;
         }
-        let Some(rec) = read_at(inner, p)? else { continue };
-        let keep = RecordView::parse(&rec).is_ok_and(|v| matches_key(&v, topic, key) && (begin..=end).contains(&v.store_timestamp()));
+        let Some(rec) = read_at(inner, p)? else {
+            continue;
+        };
+        let keep = RecordView::parse(&rec).is_ok_and(|v| {
+            matches_key(&v, topic, key) && (begin..=end).contains(&v.store_timestamp())
+        });
         if keep {
             out.push(rec);
         }

@@ -42,13 +42,22 @@ fn lock_dir(cfg: &StoreConfig) -> Result<File> {
     let path = cfg.dir.join("lock");
     let f = fsutil::DataFile::open_rw(&path)?.file;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-        StoreError::io("lock (is another process using this store?)", &path, std::io::Error::from(e))
+        StoreError::io(
+            "lock (is another process using this store?)",
+            &path,
+            std::io::Error::from(e),
+        )
     })?;
     Ok(f)
 }
 
 /// Adds a recovered record to its consume queue and the index.
-fn redispatch(queues: &QueueTable, index: &mut KeyIndex, pos: u64, v: &RecordView<'_>) -> Result<()> {
+fn redispatch(
+    queues: &QueueTable,
+    index: &mut KeyIndex,
+    pos: u64,
+    v: &RecordView<'_>,
+) -> Result<()> {
     let Some(topic) = v.topic() else {
         tracing::warn!(pos, "record with a non-UTF-8 topic skipped");
         return Ok(());
@@ -60,7 +69,11 @@ fn redispatch(queues: &QueueTable, index: &mut KeyIndex, pos: u64, v: &RecordVie
         size: u32::try_from(v.total_size()).unwrap_or(0),
         tag_code: tags::tag_code(properties::get(props, properties::TAGS)),
     };
-    q.push(u64::try_from(v.queue_offset()).unwrap_or(0), entry, v.store_timestamp())?;
+    q.push(
+        u64::try_from(v.queue_offset()).unwrap_or(0),
+        entry,
+        v.store_timestamp(),
+    )?;
     for h in index_hashes(topic, props) {
         index.add(h, pos, v.store_timestamp())?;
     }
@@ -68,12 +81,22 @@ fn redispatch(queues: &QueueTable, index: &mut KeyIndex, pos: u64, v: &RecordVie
 }
 
 /// Persists consume queues and the index and writes a checkpoint at `pos`.
-fn persist_progress(queues: &QueueTable, index: &mut KeyIndex, cfg: &StoreConfig, pos: u64) -> Result<()> {
+fn persist_progress(
+    queues: &QueueTable,
+    index: &mut KeyIndex,
+    cfg: &StoreConfig,
+    pos: u64,
+) -> Result<()> {
     for q in queues.all() {
         q.sync()?;
     }
     index.persist()?;
-    Checkpoint { position: pos, written_ms: now_ms(), clean: false }.write(&cfg.dir)
+    Checkpoint {
+        position: pos,
+        written_ms: now_ms(),
+        clean: false,
+    }
+    .write(&cfg.dir)
 }
 
 fn start_position(log: &CommitLog, cp: Option<&Checkpoint>) -> Result<u64> {
@@ -81,7 +104,11 @@ fn start_position(log: &CommitLog, cp: Option<&Checkpoint>) -> Result<u64> {
     let log_end = last.base + last.file.len()?;
     let from = cp.map_or(0, |c| c.position).max(log.min_pos());
     if from > log_end {
-        tracing::warn!(checkpoint = from, log_end, "checkpoint is beyond the end of the log; the log lost data");
+        tracing::warn!(
+            checkpoint = from,
+            log_end,
+            "checkpoint is beyond the end of the log; the log lost data"
+        );
     }
     Ok(from.min(log_end))
 }
@@ -93,7 +120,11 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
     let lock = lock_dir(&cfg)?;
     let log = CommitLog::open(&cfg.dir.join("commitlog"), cfg.segment_size)?;
     let queues = QueueTable::open(cfg.dir.join("consumequeue"), cfg.cq_entries_per_file)?;
-    let mut index = KeyIndex::open(cfg.dir.join("index"), cfg.index_slots, cfg.index_entries_per_file)?;
+    let mut index = KeyIndex::open(
+        cfg.dir.join("index"),
+        cfg.index_slots,
+        cfg.index_entries_per_file,
+    )?;
     let cp = Checkpoint::read(&cfg.dir);
     let from = start_position(&log, cp.as_ref())?;
     for q in queues.all() {
@@ -127,14 +158,21 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
         truncated_at: outcome.truncated_at,
         elapsed: started.elapsed(),
     };
-    if cp.is_some_and(|c| !c.clean) || report.truncated_at.is_some() || !report.corrupt_ranges.is_empty() {
+    if cp.is_some_and(|c| !c.clean)
+        || report.truncated_at.is_some()
+        || !report.corrupt_ranges.is_empty()
+    {
         tracing::info!(?report, "store recovered after an unclean shutdown");
     }
     let inner = Inner {
         log,
         queues,
         index: Mutex::new(index),
-        writer: Mutex::new(Writer { active, pos: end, buf: Vec::new() }),
+        writer: Mutex::new(Writer {
+            active,
+            pos: end,
+            buf: Vec::new(),
+        }),
         flush: FlushState::new(end),
         listener: RwLock::new(None),
         shutdown: Shutdown::default(),

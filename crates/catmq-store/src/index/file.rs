@@ -32,7 +32,18 @@ impl IndexEntry {
     }
 
     fn decode(b: &[u8; ENTRY]) -> Self {
-        let u64_at = |i: usize| u64::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
+        let u64_at = |i: usize| {
+            u64::from_be_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
         Self {
             hash: u64_at(0),
             phys: u64_at(8),
@@ -76,7 +87,12 @@ impl Header {
     }
 
     fn decode(b: &[u8], path: &Path) -> Result<Self> {
-        let corrupt = |detail: &str| StoreError::Corrupt { what: "index header", path: path.to_path_buf(), pos: 0, detail: detail.into() };
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            what: "index header",
+            path: path.to_path_buf(),
+            pos: 0,
+            detail: detail.into(),
+        };
         if b.len() < HEADER {
             return Err(corrupt("short header"));
         }
@@ -98,8 +114,8 @@ impl Header {
             first_phys: u64_at(40),
             max_phys: u64_at(48),
         };
-        if h.slots == 0 {
-            return Err(corrupt("zero slots"));
+        if h.slots == 0 || h.slots > 1 << 28 {
+            return Err(corrupt("slot count out of range"));
         }
         Ok(h)
     }
@@ -111,14 +127,22 @@ impl Header {
 
 fn paths(dir: &Path, first: u64) -> (PathBuf, PathBuf) {
     let name = fsutil::offset_name(first);
-    (dir.join(format!("{name}.idx")), dir.join(format!("{name}.slots")))
+    (
+        dir.join(format!("{name}.idx")),
+        dir.join(format!("{name}.slots")),
+    )
 }
 
 fn read_entry(file: &DataFile, idx: u32) -> Result<IndexEntry> {
     let mut b = [0u8; ENTRY];
     let n = file.read_at(&mut b, u64::from(idx) * ENTRY as u64)?;
     if n < ENTRY {
-        return Err(StoreError::Corrupt { what: "index entry", path: file.path.clone(), pos: u64::from(idx) * ENTRY as u64, detail: "short read".into() });
+        return Err(StoreError::Corrupt {
+            what: "index entry",
+            path: file.path.clone(),
+            pos: u64::from(idx) * ENTRY as u64,
+            detail: "short read".into(),
+        });
     }
     Ok(IndexEntry::decode(&b))
 }
@@ -138,7 +162,10 @@ fn walk(
     while next != 0 && next <= count && hits.len() < limit && walked < MAX_WALK {
         let e = get(next - 1)?;
         if e.hash == hash && e.store_ms >= begin_ms && e.store_ms <= end_ms {
-            hits.push(IndexHit { phys: e.phys, store_ms: e.store_ms });
+            hits.push(IndexHit {
+                phys: e.phys,
+                store_ms: e.store_ms,
+            });
         }
         // Chains only point backwards; anything else is corruption, so stop.
         if e.prev >= next {
@@ -166,7 +193,12 @@ impl SealedIndex {
         let mut b = [0u8; HEADER];
         slots.read_at(&mut b, 0)?;
         let header = Header::decode(&b, &slots_path)?;
-        Ok(Self { dir: dir.to_path_buf(), header, entries: DataFile::open_rw(&idx)?, slots })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            header,
+            entries: DataFile::open_rw(&idx)?,
+            slots,
+        })
     }
 
     pub(crate) fn reopen(&self) -> Result<Self> {
@@ -177,12 +209,25 @@ impl SealedIndex {
         self.header.overlaps(begin_ms, end_ms)
     }
 
-    pub(crate) fn lookup(&self, hash: u64, begin_ms: i64, end_ms: i64, limit: usize) -> Result<Vec<IndexHit>> {
+    pub(crate) fn lookup(
+        &self,
+        hash: u64,
+        begin_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>> {
         let slot = hash % u64::from(self.header.slots);
         let mut b = [0u8; 4];
         self.slots.read_at(&mut b, HEADER as u64 + slot * 4)?;
         let head = u32::from_be_bytes(b);
-        walk(head, self.header.count, hash, (begin_ms, end_ms), limit, |i| read_entry(&self.entries, i))
+        walk(
+            head,
+            self.header.count,
+            hash,
+            (begin_ms, end_ms),
+            limit,
+            |i| read_entry(&self.entries, i),
+        )
     }
 
     pub(crate) fn remove_files(&self) -> Result<()> {
@@ -210,8 +255,25 @@ impl ActiveIndex {
         let (idx, slots_path) = paths(dir, first_phys);
         let entries = DataFile::open_rw(&idx)?;
         entries.truncate(0)?;
-        let header = Header { slots, capacity, count: 0, sealed: false, min_ms: i64::MAX, max_ms: i64::MIN, first_phys, max_phys: first_phys };
-        let mut a = Self { dir: dir.to_path_buf(), header, slots: vec![0; slots as usize], entries, slots_path, written: 0, tail: Vec::new() };
+        let header = Header {
+            slots,
+            capacity,
+            count: 0,
+            sealed: false,
+            min_ms: i64::MAX,
+            max_ms: i64::MIN,
+            first_phys,
+            max_phys: first_phys,
+        };
+        let mut a = Self {
+            dir: dir.to_path_buf(),
+            header,
+            slots: vec![0; slots as usize],
+            entries,
+            slots_path,
+            written: 0,
+            tail: Vec::new(),
+        };
         a.persist()?;
         Ok(a)
     }
@@ -220,11 +282,30 @@ impl ActiveIndex {
         let mut raw = vec![0u8; s.header.slots as usize * 4];
         let n = s.slots.read_at(&mut raw, HEADER as u64)?;
         if n < raw.len() {
-            return Err(StoreError::Corrupt { what: "index slots", path: s.slots.path.clone(), pos: HEADER as u64, detail: "short slot table".into() });
+            return Err(StoreError::Corrupt {
+                what: "index slots",
+                path: s.slots.path.clone(),
+                pos: HEADER as u64,
+                detail: "short slot table".into(),
+            });
         }
-        let slots = raw.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let header = Header { sealed: false, ..s.header };
-        Ok(Self { dir: s.dir, header, slots, slots_path: s.slots.path, entries: s.entries, written: header.count, tail: Vec::new() })
+        let slots = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let header = Header {
+            sealed: false,
+            ..s.header
+        };
+        Ok(Self {
+            dir: s.dir,
+            header,
+            slots,
+            slots_path: s.slots.path,
+            entries: s.entries,
+            written: header.count,
+            tail: Vec::new(),
+        })
     }
 
     pub(crate) fn first_phys(&self) -> u64 {
@@ -264,7 +345,8 @@ impl ActiveIndex {
         }
         let mut buf = Vec::with_capacity(self.tail.len() * ENTRY);
         self.tail.iter().for_each(|e| e.encode(&mut buf));
-        self.entries.write_at(&buf, u64::from(self.written) * ENTRY as u64)?;
+        self.entries
+            .write_at(&buf, u64::from(self.written) * ENTRY as u64)?;
         self.written = self.header.count;
         self.tail.clear();
         Ok(())
@@ -285,13 +367,28 @@ impl ActiveIndex {
         self.entries.sync_data()?;
         let mut buf = Vec::with_capacity(HEADER + self.slots.len() * 4);
         buf.extend_from_slice(&self.header.encode());
-        self.slots.iter().for_each(|s| buf.extend_from_slice(&s.to_be_bytes()));
+        self.slots
+            .iter()
+            .for_each(|s| buf.extend_from_slice(&s.to_be_bytes()));
         fsutil::write_atomic(&self.slots_path, &buf)
     }
 
-    pub(crate) fn lookup(&self, hash: u64, begin_ms: i64, end_ms: i64, limit: usize) -> Result<Vec<IndexHit>> {
+    pub(crate) fn lookup(
+        &self,
+        hash: u64,
+        begin_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>> {
         let head = self.slots[self.slot(hash)];
-        walk(head, self.header.count, hash, (begin_ms, end_ms), limit, |i| self.entry(i))
+        walk(
+            head,
+            self.header.count,
+            hash,
+            (begin_ms, end_ms),
+            limit,
+            |i| self.entry(i),
+        )
     }
 
     pub(crate) fn truncate_from_phys(&mut self, phys_limit: u64) -> Result<()> {

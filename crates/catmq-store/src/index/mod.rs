@@ -65,7 +65,13 @@ impl KeyIndex {
                 sealed.push(Arc::new(s));
             }
         }
-        Ok(Self { dir, slots, capacity, sealed, active })
+        Ok(Self {
+            dir,
+            slots,
+            capacity,
+            sealed,
+            active,
+        })
     }
 
     /// Adds an entry for a message stored at `phys`.
@@ -75,11 +81,19 @@ impl KeyIndex {
         }
         let active = match &mut self.active {
             Some(a) => a,
-            None => self
-                .active
-                .insert(ActiveIndex::create(&self.dir, phys, self.slots, self.capacity)?),
+            None => self.active.insert(ActiveIndex::create(
+                &self.dir,
+                phys,
+                self.slots,
+                self.capacity,
+            )?),
         };
-        active.add(IndexEntry { hash, phys, store_ms, prev: 0 })
+        active.add(IndexEntry {
+            hash,
+            phys,
+            store_ms,
+            prev: 0,
+        })
     }
 
     fn seal_active(&mut self) -> Result<()> {
@@ -133,7 +147,9 @@ impl KeyIndex {
                 }
                 return a.truncate_from_phys(phys_limit);
             }
-            let Some(last) = self.sealed.last() else { return Ok(()) };
+            let Some(last) = self.sealed.last() else {
+                return Ok(());
+            };
             if last.header.max_phys < phys_limit {
                 return Ok(());
             }
@@ -145,7 +161,11 @@ impl KeyIndex {
 
     /// Retention: deletes sealed files whose every entry lies before `log_min`.
     pub(crate) fn apply_log_min(&mut self, log_min: u64) -> Result<()> {
-        while self.sealed.first().is_some_and(|s| s.header.max_phys < log_min) {
+        while self
+            .sealed
+            .first()
+            .is_some_and(|s| s.header.max_phys < log_min)
+        {
             let s = self.sealed.remove(0);
             s.remove_files()?;
         }
@@ -196,11 +216,18 @@ mod tests {
         let path = dir.path().to_path_buf();
         let mut idx = KeyIndex::open(path.clone(), 8, 5).unwrap();
         for i in 0..12u64 {
-            idx.add(key_hash("t", &format!("k{}", i % 3)), i * 100, 1000 + i as i64).unwrap();
+            idx.add(
+                key_hash("t", &format!("k{}", i % 3)),
+                i * 100,
+                1000 + i as i64,
+            )
+            .unwrap();
         }
         assert_eq!(idx.file_count(), 3);
         let find = |idx: &KeyIndex, key: &str| {
-            let (mut hits, sealed) = idx.lookup_active(key_hash("t", key), 0, i64::MAX, 100).unwrap();
+            let (mut hits, sealed) = idx
+                .lookup_active(key_hash("t", key), 0, i64::MAX, 100)
+                .unwrap();
             hits.extend(lookup_sealed(&sealed, key_hash("t", key), 0, i64::MAX, 100).unwrap());
             let mut p: Vec<u64> = hits.iter().map(|h| h.phys).collect();
             p.sort();
@@ -212,9 +239,16 @@ mod tests {
         let mut idx = KeyIndex::open(path.clone(), 8, 5).unwrap();
         assert_eq!(find(&idx, "k1"), vec![100, 400, 700, 1000]);
         // Time range filter.
-        let (hits, sealed) = idx.lookup_active(key_hash("t", "k0"), 1003, 1006, 100).unwrap();
+        let (hits, sealed) = idx
+            .lookup_active(key_hash("t", "k0"), 1003, 1006, 100)
+            .unwrap();
         let mut all: Vec<u64> = hits.iter().map(|h| h.phys).collect();
-        all.extend(lookup_sealed(&sealed, key_hash("t", "k0"), 1003, 1006, 100).unwrap().iter().map(|h| h.phys));
+        all.extend(
+            lookup_sealed(&sealed, key_hash("t", "k0"), 1003, 1006, 100)
+                .unwrap()
+                .iter()
+                .map(|h| h.phys),
+        );
         all.sort();
         assert_eq!(all, vec![300, 600]);
         // Recovery truncation drops entries at or after a position, across files.

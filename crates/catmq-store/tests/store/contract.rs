@@ -66,17 +66,29 @@ fn read_returns_the_stored_records_byte_for_byte() {
 fn read_statuses_follow_rocketmq() {
     let dir = tempfile::tempdir().unwrap();
     let s = FileStore::open(cfg(dir.path())).unwrap();
-    assert_eq!(read(&s, "none", 0, 0, 32).status, ReadStatus::NoMatchedQueue);
+    assert_eq!(
+        read(&s, "none", 0, 0, 32).status,
+        ReadStatus::NoMatchedQueue
+    );
     for i in 0..3 {
         s.append(&simple("T", 0, i)).unwrap();
     }
     let check = |s: &FileStore| {
         let r = read(s, "T", 0, 3, 32);
-        assert_eq!((r.status, r.next_offset), (ReadStatus::OffsetOverflowOne, 3));
+        assert_eq!(
+            (r.status, r.next_offset),
+            (ReadStatus::OffsetOverflowOne, 3)
+        );
         let r = read(s, "T", 0, 9, 32);
-        assert_eq!((r.status, r.next_offset), (ReadStatus::OffsetOverflowBadly, 3));
+        assert_eq!(
+            (r.status, r.next_offset),
+            (ReadStatus::OffsetOverflowBadly, 3)
+        );
         let r = read(s, "T", 0, 1, 32);
-        assert_eq!((r.status, r.messages.len(), r.next_offset), (ReadStatus::Found, 2, 3));
+        assert_eq!(
+            (r.status, r.messages.len(), r.next_offset),
+            (ReadStatus::Found, 2, 3)
+        );
     };
     check(&s);
     check(&reopen(s));
@@ -92,11 +104,23 @@ fn read_respects_max_messages_and_max_bytes() {
     }
     let r = read(&s, "T", 0, 0, 5);
     assert_eq!((r.messages.len(), r.next_offset), (5, 5));
-    let req = ReadRequest { topic: "T", queue_id: 0, offset: 5, max_messages: 32, max_bytes: size * 3, tag_codes: None };
+    let req = ReadRequest {
+        topic: "T",
+        queue_id: 0,
+        offset: 5,
+        max_messages: 32,
+        max_bytes: size * 3,
+        tag_codes: None,
+    };
     let r = s.read(&req).unwrap();
     assert_eq!((r.messages.len(), r.next_offset), (3, 8));
     // At least one message even when it is larger than max_bytes.
-    let r = s.read(&ReadRequest { max_bytes: 1, ..req }).unwrap();
+    let r = s
+        .read(&ReadRequest {
+            max_bytes: 1,
+            ..req
+        })
+        .unwrap();
     assert_eq!(r.messages.len(), 1);
 }
 
@@ -106,20 +130,42 @@ fn tag_filter_returns_only_matching_tags() {
     let s = FileStore::open(cfg(dir.path())).unwrap();
     for i in 0..30 {
         let tag = if i % 3 == 0 { "A" } else { "B" };
-        s.append(&msg("T", 0, &format!("{i}"), Some(tag), "", "")).unwrap();
+        s.append(&msg("T", 0, &format!("{i}"), Some(tag), "", ""))
+            .unwrap();
     }
     s.append(&msg("T", 0, "untagged", None, "", "")).unwrap();
     let check = |s: &FileStore| {
         let codes = [tags::tag_code(Some("A"))];
-        let req = ReadRequest { topic: "T", queue_id: 0, offset: 0, max_messages: 100, max_bytes: usize::MAX, tag_codes: Some(&codes) };
+        let req = ReadRequest {
+            topic: "T",
+            queue_id: 0,
+            offset: 0,
+            max_messages: 100,
+            max_bytes: usize::MAX,
+            tag_codes: Some(&codes),
+        };
         let r = s.read(&req).unwrap();
         let bodies: Vec<String> = r.messages.iter().map(body).collect();
-        assert_eq!(bodies, (0..30).step_by(3).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            bodies,
+            (0..30)
+                .step_by(3)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+        );
         assert_eq!(r.next_offset, 31);
         // Only non-matching entries in range: no message, but the offset moves on.
         let codes = [tags::tag_code(Some("nope"))];
-        let r = s.read(&ReadRequest { tag_codes: Some(&codes), ..req }).unwrap();
-        assert_eq!((r.status, r.next_offset), (ReadStatus::NoMatchedMessage, 31));
+        let r = s
+            .read(&ReadRequest {
+                tag_codes: Some(&codes),
+                ..req
+            })
+            .unwrap();
+        assert_eq!(
+            (r.status, r.next_offset),
+            (ReadStatus::NoMatchedMessage, 31)
+        );
     };
     check(&s);
     check(&reopen(s));
@@ -132,26 +178,50 @@ fn batch_is_stored_as_consecutive_records_all_or_nothing() {
     s.append(&simple("T", 0, 0)).unwrap();
     let batch: Vec<_> = (1..5).map(|i| simple("T", 0, i)).collect();
     let r = s.append_batch(&batch).unwrap();
-    assert_eq!(r.messages.iter().map(|a| a.queue_offset).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        r.messages
+            .iter()
+            .map(|a| a.queue_offset)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     for w in r.messages.windows(2) {
-        assert_eq!(w[1].physical_offset, w[0].physical_offset + u64::from(w[0].size));
+        assert_eq!(
+            w[1].physical_offset,
+            w[0].physical_offset + u64::from(w[0].size)
+        );
     }
     // A batch with one invalid message stores nothing.
     let mut bad = vec![simple("T", 0, 5), simple("T", 0, 6)];
     bad[1].properties = "p".repeat(40_000);
-    assert!(matches!(s.append_batch(&bad), Err(StoreError::InvalidMessage(_))));
+    assert!(matches!(
+        s.append_batch(&bad),
+        Err(StoreError::InvalidMessage(_))
+    ));
     bad[1] = simple("T", 0, 6);
     bad[1].body = bytes::Bytes::from(vec![0u8; 5 << 20]);
-    assert!(matches!(s.append_batch(&bad), Err(StoreError::MessageTooLarge { .. })));
+    assert!(matches!(
+        s.append_batch(&bad),
+        Err(StoreError::MessageTooLarge { .. })
+    ));
     assert!(matches!(s.append_batch(&[]), Err(StoreError::EmptyBatch)));
     assert_eq!(s.queue_info("T", 0).unwrap().max_offset, 5);
     // A batch may span queues.
     let mixed = vec![simple("T", 1, 7), simple("T", 0, 8), simple("T", 1, 9)];
     let r = s.append_batch(&mixed).unwrap();
-    assert_eq!(r.messages.iter().map(|a| a.queue_offset).collect::<Vec<_>>(), vec![0, 5, 1]);
+    assert_eq!(
+        r.messages
+            .iter()
+            .map(|a| a.queue_offset)
+            .collect::<Vec<_>>(),
+        vec![0, 5, 1]
+    );
     let s = reopen(s);
     let bodies: Vec<String> = read_all(&s, "T", 0).into_iter().map(|(_, b)| b).collect();
-    assert_eq!(bodies, ["body-0", "body-1", "body-2", "body-3", "body-4", "body-8"]);
+    assert_eq!(
+        bodies,
+        ["body-0", "body-1", "body-2", "body-3", "body-4", "body-8"]
+    );
 }
 
 #[test]
@@ -160,7 +230,8 @@ fn segments_roll_and_reads_cross_them() {
     let s = FileStore::open(cfg(dir.path())).unwrap();
     let big = "x".repeat(3000);
     for i in 0..100 {
-        s.append(&msg("T", 0, &format!("{i}{big}"), None, "", "")).unwrap();
+        s.append(&msg("T", 0, &format!("{i}{big}"), None, "", ""))
+            .unwrap();
     }
     assert!(s.stats().segments >= 4, "{:?}", s.stats());
     let check = |s: &FileStore| {
@@ -213,12 +284,30 @@ fn query_by_key_matches_keys_and_unique_ids_within_range_and_limit() {
     for i in 0..600 {
         advance(&clock, 1);
         let keys = format!("order-{} common", i % 7);
-        s.append(&msg("T", (i % 4) as i32, &format!("{i}"), None, &keys, &format!("U{i}"))).unwrap();
+        s.append(&msg(
+            "T",
+            (i % 4) as i32,
+            &format!("{i}"),
+            None,
+            &keys,
+            &format!("U{i}"),
+        ))
+        .unwrap();
     }
-    s.append(&msg("Other", 0, "other", None, "order-1", "")).unwrap();
+    s.append(&msg("Other", 0, "other", None, "order-1", ""))
+        .unwrap();
     let check = |s: &FileStore| {
-        let q = |key: &str, b: i64, e: i64, n| -> Vec<String> { s.query_by_key("T", key, b, e, n).unwrap().iter().map(body).collect() };
-        let mut got: Vec<usize> = q("order-3", 0, i64::MAX, 1000).iter().map(|b| b.parse().unwrap()).collect();
+        let q = |key: &str, b: i64, e: i64, n| -> Vec<String> {
+            s.query_by_key("T", key, b, e, n)
+                .unwrap()
+                .iter()
+                .map(body)
+                .collect()
+        };
+        let mut got: Vec<usize> = q("order-3", 0, i64::MAX, 1000)
+            .iter()
+            .map(|b| b.parse().unwrap())
+            .collect();
         got.sort();
         assert_eq!(got, (0..600).filter(|i| i % 7 == 3).collect::<Vec<_>>());
         assert_eq!(q("U417", 0, i64::MAX, 10), vec!["417"]);
@@ -226,7 +315,10 @@ fn query_by_key_matches_keys_and_unique_ids_within_range_and_limit() {
         // Newest first.
         assert_eq!(q("common", 0, i64::MAX, 2), vec!["599", "598"]);
         // Time range: messages i stored at t0 + i + 1.
-        let mut got: Vec<usize> = q("common", t0 + 101, t0 + 110, 100).iter().map(|b| b.parse().unwrap()).collect();
+        let mut got: Vec<usize> = q("common", t0 + 101, t0 + 110, 100)
+            .iter()
+            .map(|b| b.parse().unwrap())
+            .collect();
         got.sort();
         assert_eq!(got, (100..110).collect::<Vec<_>>());
         assert!(q("missing", 0, i64::MAX, 10).is_empty());
@@ -262,10 +354,16 @@ fn arrival_listener_sees_each_new_max_offset() {
     let s = FileStore::open(cfg(dir.path())).unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
-    s.set_arrival_listener(Arc::new(move |t: &str, q, max| sink.lock().unwrap().push((t.to_owned(), q, max))));
+    s.set_arrival_listener(Arc::new(move |t: &str, q, max| {
+        sink.lock().unwrap().push((t.to_owned(), q, max))
+    }));
     s.append(&simple("T", 0, 0)).unwrap();
-    s.append_batch(&[simple("T", 1, 1), simple("T", 1, 2)]).unwrap();
-    assert_eq!(*seen.lock().unwrap(), vec![("T".to_owned(), 0, 1), ("T".to_owned(), 1, 2)]);
+    s.append_batch(&[simple("T", 1, 1), simple("T", 1, 2)])
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![("T".to_owned(), 0, 1), ("T".to_owned(), 1, 2)]
+    );
 }
 
 #[test]
@@ -281,7 +379,10 @@ fn delete_topic_forgets_its_queues() {
     assert!(s.queue_info("Gone", 0).is_none());
     assert_eq!(read_all(&s, "Kept", 0).len(), 1);
     // A re-created topic starts again at offset 0.
-    assert_eq!(s.append(&simple("Gone", 0, 1)).unwrap().messages[0].queue_offset, 0);
+    assert_eq!(
+        s.append(&simple("Gone", 0, 1)).unwrap().messages[0].queue_offset,
+        0
+    );
 }
 
 #[test]
@@ -306,7 +407,10 @@ fn invalid_configuration_is_rejected() {
 fn queue_ids_outside_the_wire_range_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let s = FileStore::open(cfg(dir.path())).unwrap();
-    assert!(matches!(s.append(&simple("T", -1, 0)), Err(StoreError::BadQueueId { .. })));
+    assert!(matches!(
+        s.append(&simple("T", -1, 0)),
+        Err(StoreError::BadQueueId { .. })
+    ));
     assert!(s.queues().is_empty());
 }
 

@@ -25,7 +25,10 @@ fn async_waiter_resolves_in_a_runtime() {
     let mut c = cfg(dir.path());
     c.flush = FlushMode::Sync;
     let s = FileStore::open(c).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let r = s.append(&simple("T", 0, 0)).unwrap();
         s.flush_waiter().wait(r.end).await.unwrap();
@@ -63,7 +66,10 @@ fn concurrent_sync_appenders_share_fsyncs() {
     }
     let fsyncs = s.stats().log_fsyncs - before;
     let appends = (threads * per) as u64;
-    assert!(fsyncs < appends, "{fsyncs} fsyncs for {appends} appends: no group commit");
+    assert!(
+        fsyncs < appends,
+        "{fsyncs} fsyncs for {appends} appends: no group commit"
+    );
     let total: usize = (0..4).map(|q| read_all(&s, "T", q).len()).sum();
     assert_eq!(total, threads * per);
 }
@@ -83,5 +89,8 @@ fn a_failed_write_poisons_the_store() {
     assert!(second.to_string().contains("No space left"), "{second}");
     // Nothing was published.
     assert_eq!(s.queue_info("T", 0).map(|q| q.max_offset), Some(0));
-    assert!(matches!(s.flush_waiter().wait_blocking(1), Err(StoreError::Poisoned { .. })));
+    assert!(matches!(
+        s.flush_waiter().wait_blocking(1),
+        Err(StoreError::Poisoned { .. })
+    ));
 }

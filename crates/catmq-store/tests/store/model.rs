@@ -15,9 +15,21 @@ const TAGS: [&str; 3] = ["A", "B", "C"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { queue: i32, batch: usize, len: usize, tag: usize },
-    Read { queue: i32, at: u8, max: u32, filter: Option<usize> },
-    Lookup { pick: u16 },
+    Append {
+        queue: i32,
+        batch: usize,
+        len: usize,
+        tag: usize,
+    },
+    Read {
+        queue: i32,
+        at: u8,
+        max: u32,
+        filter: Option<usize>,
+    },
+    Lookup {
+        pick: u16,
+    },
     Reopen,
     Crash,
     Checkpoint,
@@ -54,7 +66,9 @@ struct Model {
 impl Model {
     fn min(&self, q: i32) -> u64 {
         let e = self.queues.get(&q).map(Vec::as_slice).unwrap_or_default();
-        e.iter().position(|e| e.phys >= self.log_min).unwrap_or(e.len()) as u64
+        e.iter()
+            .position(|e| e.phys >= self.log_min)
+            .unwrap_or(e.len()) as u64
     }
 }
 
@@ -71,18 +85,34 @@ fn do_read(s: &FileStore, m: &Model, queue: i32, at: u8, max: u32, filter: Optio
     let len = entries.len() as u64;
     let offset = u64::from(at) % (len + 2);
     let codes = filter.map(|t| [tags::tag_code(Some(TAGS[t]))]);
-    let req = ReadRequest { topic: "T", queue_id: queue, offset, max_messages: max, max_bytes: usize::MAX, tag_codes: codes.as_ref().map(|c| &c[..]) };
+    let req = ReadRequest {
+        topic: "T",
+        queue_id: queue,
+        offset,
+        max_messages: max,
+        max_bytes: usize::MAX,
+        tag_codes: codes.as_ref().map(|c| &c[..]),
+    };
     let r = s.read(&req).unwrap();
     let min = m.min(queue);
     if entries.is_empty() {
-        assert!(matches!(r.status, ReadStatus::NoMatchedQueue | ReadStatus::NoMessageInQueue), "{r:?}");
+        assert!(
+            matches!(
+                r.status,
+                ReadStatus::NoMatchedQueue | ReadStatus::NoMessageInQueue
+            ),
+            "{r:?}"
+        );
         return;
     }
     assert_eq!((r.min_offset, r.max_offset), (min, len));
     if offset < min {
         assert_eq!((r.status, r.next_offset), (ReadStatus::OffsetTooSmall, min));
     } else if offset >= len {
-        assert!(matches!(r.status, ReadStatus::OffsetOverflowOne | ReadStatus::OffsetOverflowBadly));
+        assert!(matches!(
+            r.status,
+            ReadStatus::OffsetOverflowOne | ReadStatus::OffsetOverflowBadly
+        ));
     } else {
         let want: Vec<String> = entries[offset as usize..]
             .iter()
@@ -104,38 +134,79 @@ fn run(ops: Vec<Op>) {
     c.cq_entries_per_file = 7;
     c.index_entries_per_file = 16;
     c.index_slots = 8;
-    c.retention = RetentionConfig { max_age: Some(Duration::ZERO), max_disk_ratio: None, check_interval: Duration::from_secs(3600) };
+    c.retention = RetentionConfig {
+        max_age: Some(Duration::ZERO),
+        max_disk_ratio: None,
+        check_interval: Duration::from_secs(3600),
+    };
     let mut s = FileStore::open(c).unwrap();
     let mut m = Model::default();
     for op in ops {
         match op {
-            Op::Append { queue, batch, len, tag } => {
+            Op::Append {
+                queue,
+                batch,
+                len,
+                tag,
+            } => {
                 let msgs: Vec<_> = (0..batch)
                     .map(|_| {
                         m.counter += 1;
                         let b = format!("{queue}-{}-{}", m.counter, "x".repeat(len));
-                        msg("T", queue, &b, Some(TAGS[tag]), "", &format!("U{}", m.counter))
+                        msg(
+                            "T",
+                            queue,
+                            &b,
+                            Some(TAGS[tag]),
+                            "",
+                            &format!("U{}", m.counter),
+                        )
                     })
                     .collect();
                 let r = s.append_batch(&msgs).unwrap();
                 let q = m.queues.entry(queue).or_default();
                 for (a, msg) in r.messages.iter().zip(&msgs) {
                     assert_eq!(a.queue_offset, q.len() as u64);
-                    let uniq = catmq_common::properties::get(&msg.properties, "UNIQ_KEY").unwrap().to_owned();
-                    q.push(Entry { phys: a.physical_offset, body: String::from_utf8(msg.body.to_vec()).unwrap(), tag, uniq });
+                    let uniq = catmq_common::properties::get(&msg.properties, "UNIQ_KEY")
+                        .unwrap()
+                        .to_owned();
+                    q.push(Entry {
+                        phys: a.physical_offset,
+                        body: String::from_utf8(msg.body.to_vec()).unwrap(),
+                        tag,
+                        uniq,
+                    });
                 }
             }
-            Op::Read { queue, at, max, filter } => do_read(&s, &m, queue, at, max, filter),
+            Op::Read {
+                queue,
+                at,
+                max,
+                filter,
+            } => do_read(&s, &m, queue, at, max, filter),
             Op::Lookup { pick } => {
                 let all: Vec<Entry> = m.queues.values().flatten().cloned().collect();
                 if let Some(e) = all.get(usize::from(pick) % all.len().max(1)) {
-                    let found: Vec<String> = s.query_by_key("T", &e.uniq, 0, i64::MAX, 5).unwrap().iter().map(body).collect();
-                    let want = if e.phys >= m.log_min { vec![e.body.clone()] } else { vec![] };
+                    let found: Vec<String> = s
+                        .query_by_key("T", &e.uniq, 0, i64::MAX, 5)
+                        .unwrap()
+                        .iter()
+                        .map(body)
+                        .collect();
+                    let want = if e.phys >= m.log_min {
+                        vec![e.body.clone()]
+                    } else {
+                        vec![]
+                    };
                     assert_eq!(found, want);
                 }
             }
             Op::Reopen | Op::Crash => {
-                s = if matches!(op, Op::Reopen) { reopen(s) } else { crash_reopen(s) };
+                s = if matches!(op, Op::Reopen) {
+                    reopen(s)
+                } else {
+                    crash_reopen(s)
+                };
                 for q in 0..QUEUES {
                     check_queue(&s, &m, q);
                 }

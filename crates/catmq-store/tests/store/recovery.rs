@@ -14,7 +14,10 @@ const BODY_POS: u64 = 88;
 
 fn segment_of(dir: &Path, seg_size: u64, phys: u64) -> (PathBuf, u64) {
     let base = phys - phys % seg_size;
-    (dir.join("commitlog").join(format!("{base:020}")), phys - base)
+    (
+        dir.join("commitlog").join(format!("{base:020}")),
+        phys - base,
+    )
 }
 
 fn patch(dir: &Path, seg_size: u64, phys: u64, bytes: &[u8]) {
@@ -25,7 +28,11 @@ fn patch(dir: &Path, seg_size: u64, phys: u64, bytes: &[u8]) {
 
 fn flip(dir: &Path, seg_size: u64, phys: u64) {
     let (path, pos) = segment_of(dir, seg_size, phys);
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, pos).unwrap();
     f.write_all_at(&[b[0] ^ 0x5A], pos).unwrap();
@@ -33,7 +40,9 @@ fn flip(dir: &Path, seg_size: u64, phys: u64) {
 
 /// Appends `n` messages to queue 0 of T and returns where they went.
 fn fill(s: &FileStore, n: usize) -> Vec<Appended> {
-    (0..n).map(|i| s.append(&simple("T", 0, i)).unwrap().messages[0]).collect()
+    (0..n)
+        .map(|i| s.append(&simple("T", 0, i)).unwrap().messages[0])
+        .collect()
 }
 
 fn offsets(s: &FileStore) -> Vec<u64> {
@@ -50,14 +59,22 @@ fn torn_tail_is_cut_at_the_last_whole_record() {
     drop(s);
     let last = placed[19];
     let (path, pos) = segment_of(dir.path(), c.segment_size, last.physical_offset);
-    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(pos + u64::from(last.size) / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(pos + u64::from(last.size) / 2)
+        .unwrap();
     let s = FileStore::open(c).unwrap();
     assert_eq!(s.recovery_report().truncated_at, Some(last.physical_offset));
     assert!(s.recovery_report().corrupt_ranges.is_empty());
     assert_eq!(offsets(&s), (0..19).collect::<Vec<_>>());
     // The log goes on from the cut, on a record boundary.
     let a = s.append(&simple("T", 0, 99)).unwrap().messages[0];
-    assert_eq!((a.queue_offset, a.physical_offset), (19, last.physical_offset));
+    assert_eq!(
+        (a.queue_offset, a.physical_offset),
+        (19, last.physical_offset)
+    );
     let s = reopen(s);
     assert_eq!(offsets(&s).len(), 20);
 }
@@ -70,9 +87,16 @@ fn flipped_byte_in_the_last_record_cuts_it_off() {
     let placed = fill(&s, 20);
     s.simulate_crash();
     drop(s);
-    flip(dir.path(), c.segment_size, placed[19].physical_offset + BODY_POS);
+    flip(
+        dir.path(),
+        c.segment_size,
+        placed[19].physical_offset + BODY_POS,
+    );
     let s = FileStore::open(c).unwrap();
-    assert_eq!(s.recovery_report().truncated_at, Some(placed[19].physical_offset));
+    assert_eq!(
+        s.recovery_report().truncated_at,
+        Some(placed[19].physical_offset)
+    );
     assert_eq!(offsets(&s), (0..19).collect::<Vec<_>>());
 }
 
@@ -85,14 +109,26 @@ fn corruption_mid_log_is_reported_and_never_served() {
         let placed = fill(&s, 20);
         s.simulate_crash();
         drop(s);
-        flip(dir.path(), c.segment_size, placed[7].physical_offset + delta);
+        flip(
+            dir.path(),
+            c.segment_size,
+            placed[7].physical_offset + delta,
+        );
         let s = FileStore::open(c).unwrap();
         let r = s.recovery_report();
-        assert_eq!(r.corrupt_ranges, vec![(placed[7].physical_offset, placed[8].physical_offset)], "{what}");
+        assert_eq!(
+            r.corrupt_ranges,
+            vec![(placed[7].physical_offset, placed[8].physical_offset)],
+            "{what}"
+        );
         assert_eq!(r.truncated_at, None, "{what}");
         let expect: Vec<u64> = (0..20).filter(|o| *o != 7).collect();
         assert_eq!(offsets(&s), expect, "{what}");
-        assert_eq!(s.append(&simple("T", 0, 20)).unwrap().messages[0].queue_offset, 20, "{what}");
+        assert_eq!(
+            s.append(&simple("T", 0, 20)).unwrap().messages[0].queue_offset,
+            20,
+            "{what}"
+        );
         // Still consistent after another restart.
         let s = reopen(s);
         assert_eq!(offsets(&s).len(), 20, "{what}");
@@ -107,9 +143,17 @@ fn corruption_before_the_checkpoint_is_caught_by_reads() {
     let placed = fill(&s, 20);
     s.close().unwrap();
     drop(s);
-    flip(dir.path(), c.segment_size, placed[7].physical_offset + BODY_POS);
+    flip(
+        dir.path(),
+        c.segment_size,
+        placed[7].physical_offset + BODY_POS,
+    );
     let s = FileStore::open(c).unwrap();
-    assert_eq!(s.recovery_report().records_replayed, 0, "clean shutdown: nothing to scan");
+    assert_eq!(
+        s.recovery_report().records_replayed,
+        0,
+        "clean shutdown: nothing to scan"
+    );
     let expect: Vec<u64> = (0..20).filter(|o| *o != 7).collect();
     assert_eq!(offsets(&s), expect);
     assert_eq!(s.stats().corrupt_records_skipped, 1);
@@ -129,8 +173,13 @@ fn recovery_replays_only_what_follows_the_checkpoint() {
     assert_eq!(s.recovery_report().records_replayed, 12);
     assert_eq!(offsets(&s), (0..42).collect::<Vec<_>>());
     for i in [3, 35] {
-        let found = s.query_by_key("T", &format!("key-{i}"), 0, i64::MAX, 10).unwrap();
-        assert_eq!(found.iter().map(body).collect::<Vec<_>>(), vec![format!("body-{i}")]);
+        let found = s
+            .query_by_key("T", &format!("key-{i}"), 0, i64::MAX, 10)
+            .unwrap();
+        assert_eq!(
+            found.iter().map(body).collect::<Vec<_>>(),
+            vec![format!("body-{i}")]
+        );
     }
     // Recovering twice in a row gives the same store.
     let s = crash_reopen(s);
@@ -144,16 +193,26 @@ fn an_unfinished_batch_is_dropped_whole() {
     let c = cfg(dir.path());
     let s = FileStore::open(c.clone()).unwrap();
     fill(&s, 5);
-    let batch = s.append_batch(&[simple("T", 0, 5), simple("T", 0, 6), simple("T", 0, 7)]).unwrap();
+    let batch = s
+        .append_batch(&[simple("T", 0, 5), simple("T", 0, 6), simple("T", 0, 7)])
+        .unwrap();
     s.simulate_crash();
     drop(s);
     // What a crash between the batch write and its commit leaves: the first record still pending.
     let first = batch.messages[0].physical_offset;
-    patch(dir.path(), c.segment_size, first + 4, &MAGIC_PENDING_BATCH.to_be_bytes());
+    patch(
+        dir.path(),
+        c.segment_size,
+        first + 4,
+        &MAGIC_PENDING_BATCH.to_be_bytes(),
+    );
     let s = FileStore::open(c).unwrap();
     assert_eq!(s.recovery_report().truncated_at, Some(first));
     assert_eq!(offsets(&s), (0..5).collect::<Vec<_>>());
-    assert!(s.query_by_key("T", "key-6", 0, i64::MAX, 10).unwrap().is_empty());
+    assert!(s
+        .query_by_key("T", "key-6", 0, i64::MAX, 10)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -172,6 +231,29 @@ fn lost_consume_queues_and_index_are_rebuilt_from_the_log() {
     assert_eq!(s.recovery_report().records_replayed, 120);
     assert_eq!(read_all(&s, "T", 0).len(), 60);
     assert_eq!(read_all(&s, "T", 1).len(), 60);
-    let found = s.query_by_key("T", "UNIQ00000077", 0, i64::MAX, 10).unwrap();
+    let found = s
+        .query_by_key("T", "UNIQ00000077", 0, i64::MAX, 10)
+        .unwrap();
     assert_eq!(found.iter().map(body).collect::<Vec<_>>(), vec!["body-77"]);
+}
+
+#[test]
+fn a_damaged_queue_offset_field_cannot_blow_up_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let s = FileStore::open(c.clone()).unwrap();
+    let placed = fill(&s, 20);
+    s.simulate_crash();
+    drop(s);
+    // The queue offset (bytes 20..28) is outside the body CRC: make it absurd.
+    patch(
+        dir.path(),
+        c.segment_size,
+        placed[5].physical_offset + 20,
+        &(1u64 << 40).to_be_bytes(),
+    );
+    let s = FileStore::open(c).unwrap();
+    let expect: Vec<u64> = (0..20).filter(|o| *o != 5).collect();
+    assert_eq!(offsets(&s), expect);
+    assert_eq!(s.queue_info("T", 0).unwrap().max_offset, 20);
 }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use catmq_common::{properties, NewMessage, RecordView};
-use catmq_store::{Clock, FileStore, FlushMode, MessageStore, ReadRequest, ReadResult, RetentionConfig, StoreConfig};
+use catmq_store::{
+    Clock, FileStore, FlushMode, MessageStore, ReadRequest, ReadResult, RetentionConfig,
+    StoreConfig,
+};
 
 /// A small-file configuration so tests cross segment and file boundaries quickly.
 pub fn cfg(dir: &Path) -> StoreConfig {
@@ -15,10 +18,16 @@ pub fn cfg(dir: &Path) -> StoreConfig {
     c.cq_entries_per_file = 50;
     c.index_entries_per_file = 200;
     c.index_slots = 64;
-    c.flush = FlushMode::Async { interval: Duration::from_millis(20) };
+    c.flush = FlushMode::Async {
+        interval: Duration::from_millis(20),
+    };
     c.checkpoint_interval = Duration::from_secs(3600);
     c.checkpoint_bytes = u64::MAX;
-    c.retention = RetentionConfig { max_age: None, max_disk_ratio: None, check_interval: Duration::from_secs(3600) };
+    c.retention = RetentionConfig {
+        max_age: None,
+        max_disk_ratio: None,
+        check_interval: Duration::from_secs(3600),
+    };
     c
 }
 
@@ -33,7 +42,14 @@ pub fn advance(t: &AtomicI64, ms: i64) {
     t.fetch_add(ms, Ordering::AcqRel);
 }
 
-pub fn msg(topic: &str, qid: i32, body: &str, tag: Option<&str>, keys: &str, uniq: &str) -> NewMessage {
+pub fn msg(
+    topic: &str,
+    qid: i32,
+    body: &str,
+    tag: Option<&str>,
+    keys: &str,
+    uniq: &str,
+) -> NewMessage {
     let mut props = Vec::new();
     if let Some(t) = tag {
         props.push((properties::TAGS, t));
@@ -59,23 +75,43 @@ pub fn msg(topic: &str, qid: i32, body: &str, tag: Option<&str>, keys: &str, uni
 }
 
 pub fn simple(topic: &str, qid: i32, i: usize) -> NewMessage {
-    msg(topic, qid, &format!("body-{i}"), Some("TagA"), &format!("key-{i}"), &format!("UNIQ{i:08}"))
+    msg(
+        topic,
+        qid,
+        &format!("body-{i}"),
+        Some("TagA"),
+        &format!("key-{i}"),
+        &format!("UNIQ{i:08}"),
+    )
 }
 
 pub fn read(s: &FileStore, topic: &str, qid: i32, offset: u64, max: u32) -> ReadResult {
-    s.read(&ReadRequest { topic, queue_id: qid, offset, max_messages: max, max_bytes: usize::MAX, tag_codes: None }).unwrap()
+    s.read(&ReadRequest {
+        topic,
+        queue_id: qid,
+        offset,
+        max_messages: max,
+        max_bytes: usize::MAX,
+        tag_codes: None,
+    })
+    .unwrap()
 }
 
 /// Bodies of every readable message of a queue, from its min offset, following next offsets.
 pub fn read_all(s: &FileStore, topic: &str, qid: i32) -> Vec<(u64, String)> {
-    let Some(info) = s.queue_info(topic, qid) else { return Vec::new() };
+    let Some(info) = s.queue_info(topic, qid) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut off = info.min_offset;
     while off < info.max_offset {
         let r = read(s, topic, qid, off, 7);
         for m in &r.messages {
             let v = RecordView::parse(m).unwrap();
-            out.push((v.queue_offset() as u64, String::from_utf8(v.body().to_vec()).unwrap()));
+            out.push((
+                v.queue_offset() as u64,
+                String::from_utf8(v.body().to_vec()).unwrap(),
+            ));
         }
         assert!(r.next_offset > off, "read made no progress at {off}: {r:?}");
         off = r.next_offset;
