@@ -286,7 +286,7 @@ fn query_by_key_matches_keys_and_unique_ids_within_range_and_limit() {
         let keys = format!("order-{} common", i % 7);
         s.append(&msg(
             "T",
-            (i % 4) as i32,
+            i % 4,
             &format!("{i}"),
             None,
             &keys,

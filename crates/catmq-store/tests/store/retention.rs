@@ -13,7 +13,7 @@ fn fill_segments(s: &FileStore) -> Vec<catmq_store::Appended> {
         .map(|i| {
             s.append(&msg(
                 "T",
-                (i % 2) as i32,
+                i % 2,
                 &format!("{i}:{pad}"),
                 None,
                 &format!("k{i}"),
