@@ -1,0 +1,177 @@
+//! The append phase: `--appenders` OS threads claim message numbers from a shared counter and
+//! append them `--batch` at a time, until `--count` or `--duration` runs out.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use catmq_common::NewMessage;
+use catmq_store::{AppendResult, FileStore, MessageStore};
+use hdrhistogram::Histogram;
+
+use super::{limits, Workload};
+use crate::bench::report::{latency_histogram, record_since, Phase, Progress};
+use crate::cli::StoreBenchArgs;
+
+/// What the append phase did.
+#[derive(Debug)]
+pub struct AppendOutcome {
+    /// Timings.
+    pub phase: Phase,
+    /// Messages appended: numbers `0..appended` (when no append failed).
+    pub appended: u64,
+}
+
+/// State shared by the appender threads.
+struct Shared<'a> {
+    store: &'a FileStore,
+    wl: &'a Workload,
+    /// Next message number to claim.
+    claimed: AtomicU64,
+    /// Messages appended (and durable, in sync mode).
+    done: Arc<AtomicU64>,
+    limit: u64,
+    deadline: Option<Instant>,
+    sync: bool,
+    print_acks: bool,
+    /// Set when an appender fails, to stop the others.
+    failed: AtomicBool,
+}
+
+/// What one appender did.
+struct ThreadResult {
+    hist: Histogram<u64>,
+    calls: u64,
+}
+
+/// Runs the append phase on `store`; with `sync`, each appender waits for durability after each
+/// append.
+pub fn run_appends(
+    store: &FileStore,
+    wl: &Workload,
+    args: &StoreBenchArgs,
+    sync: bool,
+) -> Result<AppendOutcome> {
+    let (limit, duration) = limits(args)?;
+    let log_start = store.stats().log_end;
+    let started = Instant::now();
+    let shared = Shared {
+        store,
+        wl,
+        claimed: AtomicU64::new(0),
+        done: Arc::new(AtomicU64::new(0)),
+        limit,
+        deadline: duration.map(|d| started + d),
+        sync,
+        print_acks: args.print_acks,
+        failed: AtomicBool::new(false),
+    };
+    let progress = Progress::start("append", "msgs", shared.done.clone())?;
+    let results: Vec<Result<ThreadResult>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.appenders)
+            .map(|i| {
+                let shared = &shared;
+                std::thread::Builder::new()
+                    .name(format!("appender-{i}"))
+                    .spawn_scoped(s, move || {
+                        let r = appender(shared);
+                        if r.is_err() {
+                            shared.failed.store(true, Ordering::Relaxed);
+                        }
+                        r
+                    })
+                    .context("spawning an appender thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h?.join().map_err(|_| anyhow!("appender thread panicked"))?)
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    progress.finish()?;
+    let mut hist = latency_histogram()?;
+    let mut calls = 0;
+    for r in results {
+        let r = r?;
+        hist.add(&r.hist).context("merging latency histograms")?;
+        calls += r.calls;
+    }
+    let appended = shared.done.load(Ordering::Acquire);
+    let log_bytes = store.stats().log_end.saturating_sub(log_start);
+    let phase = Phase::new(
+        "append",
+        calls,
+        appended,
+        appended * wl.size as u64,
+        elapsed,
+    )
+    .with_log_bytes(log_bytes)
+    .with_latency(&hist);
+    Ok(AppendOutcome { phase, appended })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One appender thread's loop.
+fn appender(sh: &Shared<'_>) -> Result<ThreadResult> {
+    let mut hist = latency_histogram()?;
+    let waiter = sh.store.flush_waiter();
+    let mut msgs: Vec<NewMessage> = Vec::with_capacity(sh.wl.batch as usize);
+    let mut keys: Vec<String> = Vec::with_capacity(sh.wl.batch as usize);
+    let mut calls = 0u64;
+    loop {
+        if sh.failed.load(Ordering::Relaxed) || sh.deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let first = sh.claimed.fetch_add(sh.wl.batch, Ordering::Relaxed);
+        if first >= sh.limit {
+            break;
+        }
+        let n = sh.wl.batch.min(sh.limit - first);
+        msgs.clear();
+        keys.clear();
+        let born = now_ms();
+        for i in first..first + n {
+            let (m, k) = sh.wl.message(i, born);
+            msgs.push(m);
+            keys.push(k);
+        }
+        let start = Instant::now();
+        let res = sh.store.append_batch(&msgs).context("append failed")?;
+        if sh.sync {
+            waiter
+                .wait_blocking(res.end)
+                .context("waiting for the fsync failed")?;
+        }
+        record_since(&mut hist, start);
+        calls += 1;
+        sh.done.fetch_add(n, Ordering::Relaxed);
+        if sh.print_acks {
+            print_acks(&msgs, &keys, &res)?;
+        }
+    }
+    Ok(ThreadResult { hist, calls })
+}
+
+/// Prints one `ACK <topic> <queue_id> <queue_offset> <uniq_key>` line per message and flushes
+/// each, so a parent that kills the process has seen every acknowledgement it was given.
+fn print_acks(msgs: &[NewMessage], keys: &[String], res: &AppendResult) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for ((m, key), a) in msgs.iter().zip(keys).zip(&res.messages) {
+        writeln!(
+            out,
+            "ACK {} {} {} {key}",
+            m.topic, a.queue_id, a.queue_offset
+        )
+        .context("writing an ACK line")?;
+        out.flush().context("flushing an ACK line")?;
+    }
+    Ok(())
+}
