@@ -4,7 +4,7 @@
 //! ([`FlushWaiter::wait_blocking`]) or async ([`FlushWaiter::wait`]). Appenders that arrive during
 //! an fsync are covered by the next one: that is the group commit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ pub(crate) struct FlushState {
     poisoned: OnceLock<String>,
     /// Completed fsync rounds.
     rounds: AtomicU64,
+    /// Callers blocked in a durability wait right now.
+    waiting: AtomicUsize,
     /// Guards nothing but the condition variables' wake-ups.
     lock: Mutex<()>,
     /// Signalled when `flushed` advances or the store is poisoned.
@@ -42,6 +44,36 @@ impl FlushState {
 
     pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    /// Callers blocked in a durability wait right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Blocks the flusher until `enough()` holds, `deadline` passes or the store stops. Woken
+    /// each time a caller starts waiting for durability.
+    pub(crate) fn wait_for_waiters(&self, deadline: std::time::Instant, enough: impl Fn() -> bool) {
+        let Ok(mut guard) = self.lock.lock() else {
+            return;
+        };
+        while !enough() && self.poisoned.get().is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.written_cv.wait_timeout(guard, left) {
+                Ok((g, _)) => guard = g,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Counts a caller in as waiting and tells the flusher.
+    fn enter_wait(&self) -> WaitGuard<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.wake_written();
+        WaitGuard(self)
     }
 
     pub(crate) fn rounds(&self) -> u64 {
@@ -101,6 +133,15 @@ impl FlushState {
     }
 }
 
+/// Counts a caller out of waiting when dropped.
+struct WaitGuard<'a>(&'a FlushState);
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Waits until a log position is durable. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FlushWaiter {
@@ -127,6 +168,10 @@ impl FlushWaiter {
         let Some(state) = &self.state else {
             return Ok(());
         };
+        if state.flushed() >= pos {
+            return Ok(());
+        }
+        let _counted = state.enter_wait();
         loop {
             let notified = state.notify.notified();
             tokio::pin!(notified);
@@ -144,6 +189,10 @@ impl FlushWaiter {
         let Some(state) = &self.state else {
             return Ok(());
         };
+        if state.flushed() >= pos {
+            return Ok(());
+        }
+        let _counted = state.enter_wait();
         let mut guard = state.lock.lock().map_err(|_| StoreError::Closed)?;
         loop {
             if state.flushed() >= pos {

@@ -105,6 +105,10 @@ pub struct StoreBenchArgs {
     /// Appender threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub appenders: u32,
+    /// Run the appenders as async tasks on one runtime thread (as the broker does) instead of
+    /// OS threads; in sync mode they then await durability instead of blocking.
+    #[arg(long)]
+    pub tasks: bool,
     /// Body size of each message (bytes; k/m/g suffixes are binary).
     #[arg(long, default_value = "1024", value_parser = parse_size)]
     pub size: u64,

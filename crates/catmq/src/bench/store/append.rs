@@ -56,6 +56,7 @@ pub fn run_appends(
 ) -> Result<AppendOutcome> {
     let (limit, duration) = limits(args)?;
     let log_start = store.stats().log_end;
+    let fsyncs_start = store.stats().log_fsyncs;
     let started = Instant::now();
     let shared = Shared {
         store,
@@ -69,10 +70,46 @@ pub fn run_appends(
         failed: AtomicBool::new(false),
     };
     let progress = Progress::start("append", "msgs", shared.done.clone())?;
-    let results: Vec<Result<ThreadResult>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..args.appenders)
+    let results = if args.tasks {
+        run_tasks(&shared, args.appenders)?
+    } else {
+        run_threads(&shared, args.appenders)
+    };
+    let elapsed = started.elapsed();
+    progress.finish()?;
+    let mut hist = latency_histogram()?;
+    let mut calls = 0;
+    for r in results {
+        let r = r?;
+        hist.add(&r.hist).context("merging latency histograms")?;
+        calls += r.calls;
+    }
+    let appended = shared.done.load(Ordering::Acquire);
+    let log_bytes = store.stats().log_end.saturating_sub(log_start);
+    let fsyncs = store.stats().log_fsyncs.saturating_sub(fsyncs_start);
+    if sync && fsyncs > 0 {
+        eprintln!(
+            "fsyncs: {fsyncs} ({:.1} appends per fsync)",
+            calls as f64 / fsyncs as f64
+        );
+    }
+    let phase = Phase::new(
+        "append",
+        calls,
+        appended,
+        appended * wl.size as u64,
+        elapsed,
+    )
+    .with_log_bytes(log_bytes)
+    .with_latency(&hist);
+    Ok(AppendOutcome { phase, appended })
+}
+
+/// Runs the appenders as OS threads.
+fn run_threads(shared: &Shared<'_>, n: u32) -> Vec<Result<ThreadResult>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
             .map(|i| {
-                let shared = &shared;
                 std::thread::Builder::new()
                     .name(format!("appender-{i}"))
                     .spawn_scoped(s, move || {
@@ -89,28 +126,75 @@ pub fn run_appends(
             .into_iter()
             .map(|h| h?.join().map_err(|_| anyhow!("appender thread panicked"))?)
             .collect()
+    })
+}
+
+/// Runs the appenders as async tasks on one runtime thread.
+fn run_tasks(shared: &Shared<'_>, n: u32) -> Result<Vec<Result<ThreadResult>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let tasks = (0..n).map(|_| async {
+        let r = task_appender(shared).await;
+        if r.is_err() {
+            shared.failed.store(true, Ordering::Relaxed);
+        }
+        r
     });
-    let elapsed = started.elapsed();
-    progress.finish()?;
-    let mut hist = latency_histogram()?;
-    let mut calls = 0;
-    for r in results {
-        let r = r?;
-        hist.add(&r.hist).context("merging latency histograms")?;
-        calls += r.calls;
+    Ok(rt.block_on(futures::future::join_all(tasks)))
+}
+
+impl Shared<'_> {
+    /// Claims the next message numbers: `(first, count)`, or `None` when the run is over.
+    fn claim(&self) -> Option<(u64, u64)> {
+        if self.failed.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return None;
+        }
+        let first = self.claimed.fetch_add(self.wl.batch, Ordering::Relaxed);
+        (first < self.limit).then(|| (first, self.wl.batch.min(self.limit - first)))
     }
-    let appended = shared.done.load(Ordering::Acquire);
-    let log_bytes = store.stats().log_end.saturating_sub(log_start);
-    let phase = Phase::new(
-        "append",
-        calls,
-        appended,
-        appended * wl.size as u64,
-        elapsed,
-    )
-    .with_log_bytes(log_bytes)
-    .with_latency(&hist);
-    Ok(AppendOutcome { phase, appended })
+
+    /// Builds the messages `first..first + n` into `msgs` and `keys`.
+    fn build(&self, (first, n): (u64, u64), msgs: &mut Vec<NewMessage>, keys: &mut Vec<String>) {
+        msgs.clear();
+        keys.clear();
+        let born = now_ms();
+        for i in first..first + n {
+            let (m, k) = self.wl.message(i, born);
+            msgs.push(m);
+            keys.push(k);
+        }
+    }
+}
+
+/// One appender task's loop: like [`appender`], awaiting durability instead of blocking.
+async fn task_appender(sh: &Shared<'_>) -> Result<ThreadResult> {
+    let mut hist = latency_histogram()?;
+    let waiter = sh.store.flush_waiter();
+    let (mut msgs, mut keys) = (Vec::new(), Vec::new());
+    let mut calls = 0u64;
+    while let Some(claim) = sh.claim() {
+        sh.build(claim, &mut msgs, &mut keys);
+        let start = Instant::now();
+        let res = sh.store.append_batch(&msgs).context("append failed")?;
+        if sh.sync {
+            waiter
+                .wait(res.end)
+                .await
+                .context("waiting for the fsync failed")?;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        record_since(&mut hist, start);
+        calls += 1;
+        sh.done.fetch_add(claim.1, Ordering::Relaxed);
+        if sh.print_acks {
+            print_acks(&msgs, &keys, &res)?;
+        }
+    }
+    Ok(ThreadResult { hist, calls })
 }
 
 fn now_ms() -> i64 {
@@ -123,26 +207,10 @@ fn now_ms() -> i64 {
 fn appender(sh: &Shared<'_>) -> Result<ThreadResult> {
     let mut hist = latency_histogram()?;
     let waiter = sh.store.flush_waiter();
-    let mut msgs: Vec<NewMessage> = Vec::with_capacity(sh.wl.batch as usize);
-    let mut keys: Vec<String> = Vec::with_capacity(sh.wl.batch as usize);
+    let (mut msgs, mut keys) = (Vec::new(), Vec::new());
     let mut calls = 0u64;
-    loop {
-        if sh.failed.load(Ordering::Relaxed) || sh.deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        let first = sh.claimed.fetch_add(sh.wl.batch, Ordering::Relaxed);
-        if first >= sh.limit {
-            break;
-        }
-        let n = sh.wl.batch.min(sh.limit - first);
-        msgs.clear();
-        keys.clear();
-        let born = now_ms();
-        for i in first..first + n {
-            let (m, k) = sh.wl.message(i, born);
-            msgs.push(m);
-            keys.push(k);
-        }
+    while let Some(claim) = sh.claim() {
+        sh.build(claim, &mut msgs, &mut keys);
         let start = Instant::now();
         let res = sh.store.append_batch(&msgs).context("append failed")?;
         if sh.sync {
@@ -152,7 +220,7 @@ fn appender(sh: &Shared<'_>) -> Result<ThreadResult> {
         }
         record_since(&mut hist, start);
         calls += 1;
-        sh.done.fetch_add(n, Ordering::Relaxed);
+        sh.done.fetch_add(claim.1, Ordering::Relaxed);
         if sh.print_acks {
             print_acks(&msgs, &keys, &res)?;
         }

@@ -104,7 +104,13 @@ impl Workload {
 
 /// The body of the message whose uniq key is `key`: the key's bytes repeated to `size`.
 pub fn body_for(key: &str, size: usize) -> Bytes {
-    key.bytes().cycle().take(size).collect::<Vec<u8>>().into()
+    let mut body = Vec::with_capacity(size);
+    while body.len() < size && !key.is_empty() {
+        let n = key.len().min(size - body.len());
+        body.extend_from_slice(&key.as_bytes()[..n]);
+    }
+    body.resize(size, 0);
+    body.into()
 }
 
 /// Total messages and time limit of the append phase.
