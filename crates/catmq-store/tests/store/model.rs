@@ -126,6 +126,96 @@ fn do_read(s: &FileStore, m: &Model, queue: i32, at: u8, max: u32, filter: Optio
     }
 }
 
+fn append(s: &FileStore, m: &mut Model, queue: i32, batch: usize, len: usize, tag: usize) {
+    let msgs: Vec<_> = (0..batch)
+        .map(|_| {
+            m.counter += 1;
+            let b = format!("{queue}-{}-{}", m.counter, "x".repeat(len));
+            msg(
+                "T",
+                queue,
+                &b,
+                Some(TAGS[tag]),
+                "",
+                &format!("U{}", m.counter),
+            )
+        })
+        .collect();
+    let r = s.append_batch(&msgs).unwrap();
+    let q = m.queues.entry(queue).or_default();
+    for (a, msg) in r.messages.iter().zip(&msgs) {
+        assert_eq!(a.queue_offset, q.len() as u64);
+        let uniq = catmq_common::properties::get(&msg.properties, "UNIQ_KEY")
+            .unwrap()
+            .to_owned();
+        let body = String::from_utf8(msg.body.to_vec()).unwrap();
+        q.push(Entry {
+            phys: a.physical_offset,
+            body,
+            tag,
+            uniq,
+        });
+    }
+}
+
+fn lookup(s: &FileStore, m: &Model, pick: u16) {
+    let all: Vec<Entry> = m.queues.values().flatten().cloned().collect();
+    if let Some(e) = all.get(usize::from(pick) % all.len().max(1)) {
+        let found: Vec<String> = s
+            .query_by_key("T", &e.uniq, 0, i64::MAX, 5)
+            .unwrap()
+            .iter()
+            .map(body)
+            .collect();
+        let want = if e.phys >= m.log_min {
+            vec![e.body.clone()]
+        } else {
+            vec![]
+        };
+        assert_eq!(found, want);
+    }
+}
+
+fn check_all(s: &FileStore, m: &Model) {
+    for q in 0..QUEUES {
+        check_queue(s, m, q);
+    }
+}
+
+fn step(s: FileStore, m: &mut Model, op: Op) -> FileStore {
+    match op {
+        Op::Append {
+            queue,
+            batch,
+            len,
+            tag,
+        } => append(&s, m, queue, batch, len, tag),
+        Op::Read {
+            queue,
+            at,
+            max,
+            filter,
+        } => do_read(&s, m, queue, at, max, filter),
+        Op::Lookup { pick } => lookup(&s, m, pick),
+        Op::Reopen => {
+            let s = reopen(s);
+            check_all(&s, m);
+            return s;
+        }
+        Op::Crash => {
+            let s = crash_reopen(s);
+            check_all(&s, m);
+            return s;
+        }
+        Op::Checkpoint => s.checkpoint().unwrap(),
+        Op::Retention => {
+            m.log_min = s.run_retention().unwrap().log_min;
+            check_all(&s, m);
+        }
+    }
+    s
+}
+
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(dir.path());
@@ -142,87 +232,9 @@ fn run(ops: Vec<Op>) {
     let mut s = FileStore::open(c).unwrap();
     let mut m = Model::default();
     for op in ops {
-        match op {
-            Op::Append {
-                queue,
-                batch,
-                len,
-                tag,
-            } => {
-                let msgs: Vec<_> = (0..batch)
-                    .map(|_| {
-                        m.counter += 1;
-                        let b = format!("{queue}-{}-{}", m.counter, "x".repeat(len));
-                        msg(
-                            "T",
-                            queue,
-                            &b,
-                            Some(TAGS[tag]),
-                            "",
-                            &format!("U{}", m.counter),
-                        )
-                    })
-                    .collect();
-                let r = s.append_batch(&msgs).unwrap();
-                let q = m.queues.entry(queue).or_default();
-                for (a, msg) in r.messages.iter().zip(&msgs) {
-                    assert_eq!(a.queue_offset, q.len() as u64);
-                    let uniq = catmq_common::properties::get(&msg.properties, "UNIQ_KEY")
-                        .unwrap()
-                        .to_owned();
-                    q.push(Entry {
-                        phys: a.physical_offset,
-                        body: String::from_utf8(msg.body.to_vec()).unwrap(),
-                        tag,
-                        uniq,
-                    });
-                }
-            }
-            Op::Read {
-                queue,
-                at,
-                max,
-                filter,
-            } => do_read(&s, &m, queue, at, max, filter),
-            Op::Lookup { pick } => {
-                let all: Vec<Entry> = m.queues.values().flatten().cloned().collect();
-                if let Some(e) = all.get(usize::from(pick) % all.len().max(1)) {
-                    let found: Vec<String> = s
-                        .query_by_key("T", &e.uniq, 0, i64::MAX, 5)
-                        .unwrap()
-                        .iter()
-                        .map(body)
-                        .collect();
-                    let want = if e.phys >= m.log_min {
-                        vec![e.body.clone()]
-                    } else {
-                        vec![]
-                    };
-                    assert_eq!(found, want);
-                }
-            }
-            Op::Reopen | Op::Crash => {
-                s = if matches!(op, Op::Reopen) {
-                    reopen(s)
-                } else {
-                    crash_reopen(s)
-                };
-                for q in 0..QUEUES {
-                    check_queue(&s, &m, q);
-                }
-            }
-            Op::Checkpoint => s.checkpoint().unwrap(),
-            Op::Retention => {
-                m.log_min = s.run_retention().unwrap().log_min;
-                for q in 0..QUEUES {
-                    check_queue(&s, &m, q);
-                }
-            }
-        }
+        s = step(s, &mut m, op);
     }
-    for q in 0..QUEUES {
-        check_queue(&s, &m, q);
-    }
+    check_all(&s, &m);
 }
 
 proptest! {
