@@ -11,7 +11,7 @@ use catmq_common::{properties, tags};
 use super::append::index_hashes;
 use super::{Inner, Shutdown, Writer};
 use crate::checkpoint::Checkpoint;
-use crate::commit_log::{scan, CommitLog, WriteMap};
+use crate::commit_log::{scan, CommitLog};
 use crate::config::StoreConfig;
 use crate::consume_queue::{CqEntry, QueueTable};
 use crate::flush::FlushState;
@@ -169,7 +169,6 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
         queues,
         index: Mutex::new(index),
         writer: Mutex::new(Writer {
-            map: WriteMap::open(&active, cfg.segment_size)?,
             active,
             pos: end,
             buf: Vec::new(),
