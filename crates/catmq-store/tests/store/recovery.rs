@@ -38,6 +38,17 @@ fn flip(dir: &Path, seg_size: u64, phys: u64) {
     f.write_all_at(&[b[0] ^ 0x5A], pos).unwrap();
 }
 
+/// A store in `dir` with `n` messages in queue 0 of T, abandoned as a crash leaves it: its
+/// configuration and where the messages went.
+fn crashed(dir: &Path, n: usize) -> (catmq_store::StoreConfig, Vec<Appended>) {
+    let c = cfg(dir);
+    let s = FileStore::open(c.clone()).unwrap();
+    let placed = fill(&s, n);
+    s.simulate_crash();
+    drop(s);
+    (c, placed)
+}
+
 /// Appends `n` messages to queue 0 of T and returns where they went.
 fn fill(s: &FileStore, n: usize) -> Vec<Appended> {
     (0..n)
@@ -52,11 +63,7 @@ fn offsets(s: &FileStore) -> Vec<u64> {
 #[test]
 fn torn_tail_is_cut_at_the_last_whole_record() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg(dir.path());
-    let s = FileStore::open(c.clone()).unwrap();
-    let placed = fill(&s, 20);
-    s.simulate_crash();
-    drop(s);
+    let (c, placed) = crashed(dir.path(), 20);
     let last = placed[19];
     let (path, pos) = segment_of(dir.path(), c.segment_size, last.physical_offset);
     std::fs::OpenOptions::new()
@@ -82,11 +89,7 @@ fn torn_tail_is_cut_at_the_last_whole_record() {
 #[test]
 fn flipped_byte_in_the_last_record_cuts_it_off() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg(dir.path());
-    let s = FileStore::open(c.clone()).unwrap();
-    let placed = fill(&s, 20);
-    s.simulate_crash();
-    drop(s);
+    let (c, placed) = crashed(dir.path(), 20);
     flip(
         dir.path(),
         c.segment_size,
@@ -104,11 +107,7 @@ fn flipped_byte_in_the_last_record_cuts_it_off() {
 fn corruption_mid_log_is_reported_and_never_served() {
     for (what, delta) in [("body byte", BODY_POS), ("size field", 1), ("magic", 5)] {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path());
-        let s = FileStore::open(c.clone()).unwrap();
-        let placed = fill(&s, 20);
-        s.simulate_crash();
-        drop(s);
+        let (c, placed) = crashed(dir.path(), 20);
         flip(
             dir.path(),
             c.segment_size,
@@ -240,11 +239,7 @@ fn lost_consume_queues_and_index_are_rebuilt_from_the_log() {
 #[test]
 fn a_damaged_queue_offset_field_cannot_blow_up_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg(dir.path());
-    let s = FileStore::open(c.clone()).unwrap();
-    let placed = fill(&s, 20);
-    s.simulate_crash();
-    drop(s);
+    let (c, placed) = crashed(dir.path(), 20);
     // The queue offset (bytes 20..28) is outside the body CRC: make it absurd.
     patch(
         dir.path(),

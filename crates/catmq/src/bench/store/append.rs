@@ -169,16 +169,66 @@ impl Shared<'_> {
     }
 }
 
+/// One appender's buffers, latency histogram and call count.
+struct Lane {
+    hist: Histogram<u64>,
+    msgs: Vec<NewMessage>,
+    keys: Vec<String>,
+    calls: u64,
+}
+
+impl Lane {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            hist: latency_histogram()?,
+            msgs: Vec::new(),
+            keys: Vec::new(),
+            calls: 0,
+        })
+    }
+
+    /// Claims and appends the next batch: its size, the result and when it started; `None` when
+    /// the run is over.
+    fn append(&mut self, sh: &Shared<'_>) -> Result<Option<(u64, AppendResult, Instant)>> {
+        let Some(claim) = sh.claim() else {
+            return Ok(None);
+        };
+        sh.build(claim, &mut self.msgs, &mut self.keys);
+        let start = Instant::now();
+        let res = sh.store.append_batch(&self.msgs).context("append failed")?;
+        Ok(Some((claim.1, res, start)))
+    }
+
+    /// Records an acknowledged append.
+    fn finish(
+        &mut self,
+        sh: &Shared<'_>,
+        n: u64,
+        res: &AppendResult,
+        start: Instant,
+    ) -> Result<()> {
+        record_since(&mut self.hist, start);
+        self.calls += 1;
+        sh.done.fetch_add(n, Ordering::Relaxed);
+        if sh.print_acks {
+            print_acks(&self.msgs, &self.keys, res)?;
+        }
+        Ok(())
+    }
+
+    fn result(self) -> ThreadResult {
+        ThreadResult {
+            hist: self.hist,
+            calls: self.calls,
+        }
+    }
+}
+
 /// One appender task's loop: like [`appender`], awaiting durability instead of blocking.
 async fn task_appender(sh: &Shared<'_>) -> Result<ThreadResult> {
-    let mut hist = latency_histogram()?;
+    let mut lane = Lane::new()?;
     let waiter = sh.store.flush_waiter();
-    let (mut msgs, mut keys) = (Vec::new(), Vec::new());
-    let mut calls = 0u64;
-    while let Some(claim) = sh.claim() {
-        sh.build(claim, &mut msgs, &mut keys);
-        let start = Instant::now();
-        let res = sh.store.append_batch(&msgs).context("append failed")?;
+    while let Some((n, res, start)) = lane.append(sh)? {
         if sh.sync {
             waiter
                 .wait(res.end)
@@ -187,14 +237,9 @@ async fn task_appender(sh: &Shared<'_>) -> Result<ThreadResult> {
         } else {
             tokio::task::yield_now().await;
         }
-        record_since(&mut hist, start);
-        calls += 1;
-        sh.done.fetch_add(claim.1, Ordering::Relaxed);
-        if sh.print_acks {
-            print_acks(&msgs, &keys, &res)?;
-        }
+        lane.finish(sh, n, &res, start)?;
     }
-    Ok(ThreadResult { hist, calls })
+    Ok(lane.result())
 }
 
 fn now_ms() -> i64 {
@@ -205,27 +250,17 @@ fn now_ms() -> i64 {
 
 /// One appender thread's loop.
 fn appender(sh: &Shared<'_>) -> Result<ThreadResult> {
-    let mut hist = latency_histogram()?;
+    let mut lane = Lane::new()?;
     let waiter = sh.store.flush_waiter();
-    let (mut msgs, mut keys) = (Vec::new(), Vec::new());
-    let mut calls = 0u64;
-    while let Some(claim) = sh.claim() {
-        sh.build(claim, &mut msgs, &mut keys);
-        let start = Instant::now();
-        let res = sh.store.append_batch(&msgs).context("append failed")?;
+    while let Some((n, res, start)) = lane.append(sh)? {
         if sh.sync {
             waiter
                 .wait_blocking(res.end)
                 .context("waiting for the fsync failed")?;
         }
-        record_since(&mut hist, start);
-        calls += 1;
-        sh.done.fetch_add(claim.1, Ordering::Relaxed);
-        if sh.print_acks {
-            print_acks(&msgs, &keys, &res)?;
-        }
+        lane.finish(sh, n, &res, start)?;
     }
-    Ok(ThreadResult { hist, calls })
+    Ok(lane.result())
 }
 
 /// Prints one `ACK <topic> <queue_id> <queue_offset> <uniq_key>` line per message and flushes
