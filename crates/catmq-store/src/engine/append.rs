@@ -118,13 +118,7 @@ fn write_records(w: &mut Writer, count: usize) -> Result<()> {
     }
 }
 
-fn dispatch(
-    inner: &Inner,
-    msgs: &[NewMessage],
-    prep: &[Prepared],
-    placed: &[Appended],
-    store_ms: i64,
-) -> Result<()> {
+fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64) -> Result<()> {
     for (p, a) in prep.iter().zip(placed) {
         let entry = CqEntry {
             phys: a.physical_offset,
@@ -141,7 +135,6 @@ fn dispatch(
             }
         }
     }
-    debug_assert_eq!(msgs.len(), placed.len());
     Ok(())
 }
 
@@ -179,7 +172,7 @@ pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult>
         return Err(e);
     }
     w.pos = start + total as u64;
-    if let Err(e) = dispatch(inner, msgs, &prep, &placed, store_ms) {
+    if let Err(e) = dispatch(inner, &prep, &placed, store_ms) {
         inner
             .flush
             .poison(format!("consume queue or index write failed: {e}"));
