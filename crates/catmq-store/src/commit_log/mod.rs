@@ -4,6 +4,7 @@
 //! covers `[base, base + segment_size)`; records never cross a segment, and a segment's data ends
 //! where its file ends. Physical offsets are absolute positions in this address space.
 
+mod mapped;
 mod scan;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use catmq_common::record::{RecordView, MAGIC_PENDING_BATCH};
 use crate::fsutil::{self, DataFile};
 use crate::{Result, StoreError};
 
+pub(crate) use mapped::WriteMap;
 pub(crate) use scan::scan;
 
 /// One segment file.
@@ -109,6 +111,14 @@ impl CommitLog {
             .map_err(|_| StoreError::Closed)?
             .push(seg.clone());
         Ok(seg)
+    }
+
+    /// Cuts a segment's file to its data (`len` bytes), dropping the preallocated tail.
+    pub(crate) fn seal(&self, seg: &Segment, len: u64) -> Result<()> {
+        if seg.file.len()? > len {
+            seg.file.truncate(len)?;
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes at `pos` (which must lie within one segment).

@@ -37,14 +37,51 @@ struct Window<'a> {
     buf: Vec<u8>,
 }
 
+/// Where a file's data ends: the end of its last data region (holes and never-written
+/// preallocated space after it read as zeros). The file length where the file system cannot say.
+fn data_end(seg: &Segment) -> Result<u64> {
+    use rustix::fs::{seek, SeekFrom};
+    let len = seg.file.len()?;
+    let (mut end, mut off) = (0u64, 0u64);
+    while off < len {
+        let Ok(data) = seek(&seg.file.file, SeekFrom::Data(off as i64)) else {
+            break;
+        };
+        let hole = seek(&seg.file.file, SeekFrom::Hole(data as i64)).unwrap_or(len);
+        if hole <= off {
+            return Ok(len);
+        }
+        end = hole.min(len);
+        off = hole;
+    }
+    Ok(end)
+}
+
 impl<'a> Window<'a> {
     fn new(seg: &'a Segment) -> Result<Self> {
         Ok(Self {
             seg,
-            len: seg.file.len()?,
+            len: data_end(seg)?,
             start: 0,
             buf: Vec::new(),
         })
+    }
+
+    /// Whether every byte from `pos` to the end of the data is zero: the clean end of the
+    /// records in a preallocated segment.
+    fn zeros_from(&mut self, mut pos: u64) -> Result<bool> {
+        while pos < self.len {
+            let n = usize::try_from((self.len - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
+            let chunk = self.get(pos, n)?;
+            if chunk.is_empty() {
+                break;
+            }
+            if chunk.iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            pos += chunk.len() as u64;
+        }
+        Ok(true)
     }
 
     /// The bytes at `[pos, pos + need)` (fewer at end of file), refilling when needed.
@@ -140,6 +177,11 @@ pub(crate) fn scan(
             }
             let pending =
                 win.get(pos, 8)?.get(4..8) == Some(&MAGIC_PENDING_BATCH.to_be_bytes()[..]);
+            if !pending && win.zeros_from(pos)? {
+                // The preallocated rest of the segment: the records end here.
+                out.end = seg.base + pos;
+                break;
+            }
             let next = if pending {
                 None
             } else {
@@ -166,8 +208,8 @@ pub(crate) fn scan(
                 }
             }
         }
-        if !has_next && pos == win.len {
-            out.end = seg.base + pos;
+        if !has_next && pos >= win.len {
+            out.end = seg.base + pos.min(win.len);
         }
     }
     Ok(out)

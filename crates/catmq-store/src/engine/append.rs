@@ -5,7 +5,7 @@ use std::sync::Arc;
 use catmq_common::record::{MAGIC_PENDING_BATCH, MAGIC_POS};
 use catmq_common::{properties, tags, NewMessage, StoreStamp};
 
-use super::{Inner, Writer};
+use super::{open_map, Inner, Writer};
 use crate::api::{AppendResult, Appended};
 use crate::config::FlushMode;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
@@ -96,26 +96,30 @@ fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<()> {
     if w.pos - w.active.base + total as u64 <= seg_size {
         return Ok(());
     }
+    w.seal_active(&inner.log)?;
     let next = w.active.base + seg_size;
     w.active = inner.log.create_segment(next)?;
     w.pos = next;
+    w.map = open_map(&inner.cfg, &w.active, next)?;
     Ok(())
 }
 
 /// Writes the encoded batch: first record marked pending, then the real magic, so a batch cut
 /// short by a crash is not taken for complete records by recovery.
 fn write_records(w: &mut Writer, count: usize) -> Result<()> {
-    let off = w.pos - w.active.base;
-    if count > 1 {
-        let real: [u8; 4] = w.buf[MAGIC_POS..MAGIC_POS + 4]
-            .try_into()
-            .unwrap_or_default();
-        w.buf[MAGIC_POS..MAGIC_POS + 4].copy_from_slice(&MAGIC_PENDING_BATCH.to_be_bytes());
-        w.active.file.write_at(&w.buf, off)?;
-        w.active.file.write_at(&real, off + MAGIC_POS as u64)
+    let pos = w.pos;
+    let mut buf = std::mem::take(&mut w.buf);
+    let result = if count > 1 {
+        let mut real = [0u8; 4];
+        real.copy_from_slice(&buf[MAGIC_POS..MAGIC_POS + 4]);
+        buf[MAGIC_POS..MAGIC_POS + 4].copy_from_slice(&MAGIC_PENDING_BATCH.to_be_bytes());
+        w.write_at(&buf, pos)
+            .and_then(|()| w.write_at(&real, pos + MAGIC_POS as u64))
     } else {
-        w.active.file.write_at(&w.buf, off)
-    }
+        w.write_at(&buf, pos)
+    };
+    w.buf = buf;
+    result
 }
 
 fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64) -> Result<()> {

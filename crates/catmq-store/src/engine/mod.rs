@@ -21,8 +21,8 @@ use crate::api::{
     AppendResult, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest, ReadResult,
     RetentionReport, StoreStats,
 };
-use crate::commit_log::{CommitLog, Segment};
-use crate::config::StoreConfig;
+use crate::commit_log::{CommitLog, Segment, WriteMap};
+use crate::config::{FlushMode, StoreConfig};
 use crate::consume_queue::QueueTable;
 use crate::flush::{FlushState, FlushWaiter};
 use crate::index::KeyIndex;
@@ -34,10 +34,39 @@ pub use recovery::RecoveryReport;
 #[derive(Debug)]
 struct Writer {
     active: Arc<Segment>,
+    /// Write mapping of the active segment (`None`: write with `pwrite`).
+    map: Option<WriteMap>,
     /// Absolute position of the next record.
     pos: u64,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Writes `data` at absolute position `pos` of the active segment.
+    fn write_at(&mut self, data: &[u8], pos: u64) -> Result<()> {
+        let off = pos - self.active.base;
+        match &mut self.map {
+            Some(m) => m.write(off, data),
+            None => self.active.file.write_at(data, off),
+        }
+    }
+
+    /// Unmaps the active segment and cuts its file to the data written.
+    fn seal_active(&mut self, log: &CommitLog) -> Result<()> {
+        self.map = None;
+        log.seal(&self.active, self.pos - self.active.base)
+    }
+}
+
+/// The write mapping for the active segment `seg` with the writer at `pos`: async flush only.
+/// Sync flush writes with `pwrite`: every fsync would also write back the pages prefaulted
+/// ahead of the writer, and the copy would fault on each of them again.
+fn open_map(cfg: &StoreConfig, seg: &Segment, pos: u64) -> Result<Option<WriteMap>> {
+    match cfg.flush {
+        FlushMode::Async { .. } => WriteMap::open(seg, cfg.segment_size, pos - seg.base),
+        FlushMode::Sync => Ok(None),
+    }
 }
 
 /// Wakes background threads for shutdown.
@@ -145,6 +174,11 @@ impl FileStoreRef<'_> {
         }
         self.stop_threads();
         self.inner.flush.check_poisoned()?;
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .seal_active(&self.inner.log)?;
         background::flush_now(self.inner)?;
         background::checkpoint(self.inner, true)
     }

@@ -169,6 +169,7 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
         queues,
         index: Mutex::new(index),
         writer: Mutex::new(Writer {
+            map: super::open_map(&cfg, &active, end)?,
             active,
             pos: end,
             buf: Vec::new(),

@@ -252,3 +252,33 @@ fn a_damaged_queue_offset_field_cannot_blow_up_recovery() {
     assert_eq!(offsets(&s), expect);
     assert_eq!(s.queue_info("T", 0).unwrap().max_offset, 20);
 }
+
+#[test]
+fn preallocated_tail_is_the_clean_end_and_close_trims_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let s = FileStore::open(c.clone()).unwrap();
+    let placed = fill(&s, 20);
+    let end = s.stats().log_end;
+    s.simulate_crash();
+    drop(s);
+    let (path, _) = segment_of(dir.path(), c.segment_size, 0);
+    // A crash leaves the active segment preallocated to its full size, zeros after the data.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), c.segment_size);
+    let s = FileStore::open(c.clone()).unwrap();
+    let r = s.recovery_report();
+    assert_eq!(
+        (r.log_end, r.truncated_at, r.corrupt_ranges.len()),
+        (end, None, 0)
+    );
+    assert_eq!(offsets(&s).len(), placed.len());
+    // A clean close cuts the file to its records.
+    s.close().unwrap();
+    drop(s);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+    let s = FileStore::open(c).unwrap();
+    assert_eq!(
+        s.append(&simple("T", 0, 20)).unwrap().messages[0].physical_offset,
+        end
+    );
+}
