@@ -16,21 +16,85 @@ use crate::{Result, StoreError};
 struct Prepared {
     len: usize,
     tag_code: i64,
-    key_hashes: Vec<u64>,
+    key_hashes: KeyHashes,
     queue: Arc<ConsumeQueue>,
+    /// Assigned under the writer lock.
+    queue_offset: u64,
+}
+
+/// The distinct key hashes of one message, without a heap allocation for the usual few.
+#[derive(Debug, Default)]
+pub(crate) struct KeyHashes {
+    inline: [u64; 3],
+    len: usize,
+    spill: Vec<u64>,
+}
+
+impl KeyHashes {
+    fn push(&mut self, h: u64) {
+        if self.spill.is_empty() && self.len < self.inline.len() {
+            self.inline[self.len] = h;
+            self.len += 1;
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.spill.push(h);
+        }
+    }
+
+    fn finish(mut self) -> Self {
+        if self.spill.is_empty() {
+            let v = &mut self.inline[..self.len];
+            v.sort_unstable();
+            let mut n = 0;
+            for i in 0..v.len() {
+                if n == 0 || v[i] != v[n - 1] {
+                    v[n] = v[i];
+                    n += 1;
+                }
+            }
+            self.len = n;
+        } else {
+            self.spill.sort_unstable();
+            self.spill.dedup();
+        }
+        self
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u64] {
+        if self.spill.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+}
+
+/// The properties the store itself reads: tags, keys and the unique key (last one wins).
+pub(crate) fn indexed_properties(props: &str) -> (Option<&str>, &str, Option<&str>) {
+    let (mut tags, mut keys, mut uniq) = (None, "", None);
+    for (k, v) in properties::iter(props) {
+        match k {
+            properties::TAGS => tags = Some(v),
+            properties::KEYS => keys = v,
+            properties::UNIQ_KEY => uniq = Some(v),
+            _ => {}
+        }
+    }
+    (tags, keys, uniq)
 }
 
 /// The key hashes under which a message is indexed: each of its `KEYS` and its `UNIQ_KEY`.
-pub(crate) fn index_hashes(topic: &str, props: &str) -> Vec<u64> {
-    let mut out: Vec<u64> = properties::keys(props)
-        .map(|k| key_hash(topic, k))
-        .collect();
-    if let Some(u) = properties::get(props, properties::UNIQ_KEY).filter(|u| !u.is_empty()) {
+pub(crate) fn index_hashes(topic: &str, keys: &str, uniq: Option<&str>) -> KeyHashes {
+    let mut out = KeyHashes::default();
+    for k in keys.split(' ').filter(|k| !k.is_empty()) {
+        out.push(key_hash(topic, k));
+    }
+    if let Some(u) = uniq.filter(|u| !u.is_empty()) {
         out.push(key_hash(topic, u));
     }
-    out.sort_unstable();
-    out.dedup();
-    out
+    out.finish()
 }
 
 fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)> {
@@ -54,11 +118,13 @@ fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)>
             });
         }
         total += len;
+        let (tags, keys, uniq) = indexed_properties(&m.properties);
         out.push(Prepared {
             len,
-            tag_code: tags::tag_code(properties::get(&m.properties, properties::TAGS)),
-            key_hashes: index_hashes(&m.topic, &m.properties),
+            tag_code: tags::tag_code(tags),
+            key_hashes: index_hashes(&m.topic, keys, uniq),
             queue: inner.queues.get_or_create(&m.topic, m.queue_id)?,
+            queue_offset: 0,
         });
     }
     if total as u64 > inner.log.segment_size() {
@@ -72,23 +138,17 @@ fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)>
 
 /// Queue offsets for each message: the queue's next offset plus earlier messages of the same
 /// queue in this batch.
-fn assign_offsets(prep: &[Prepared]) -> Vec<u64> {
-    let mut seen: Vec<(&Arc<ConsumeQueue>, u64)> = Vec::new();
-    prep.iter()
-        .map(
-            |p| match seen.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &p.queue)) {
-                Some((_, next)) => {
-                    *next += 1;
-                    *next
-                }
-                None => {
-                    let next = p.queue.next_offset();
-                    seen.push((&p.queue, next));
-                    next
-                }
-            },
-        )
-        .collect()
+fn assign_offsets(prep: &mut [Prepared]) {
+    for i in 0..prep.len() {
+        let earlier = prep[..i]
+            .iter()
+            .rev()
+            .find(|e| Arc::ptr_eq(&e.queue, &prep[i].queue));
+        prep[i].queue_offset = match earlier {
+            Some(e) => e.queue_offset + 1,
+            None => prep[i].queue.next_offset(),
+        };
+    }
 }
 
 fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<()> {
@@ -131,10 +191,10 @@ fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64
         };
         p.queue.push(a.queue_offset, entry, store_ms)?;
     }
-    if prep.iter().any(|p| !p.key_hashes.is_empty()) {
+    if prep.iter().any(|p| !p.key_hashes.as_slice().is_empty()) {
         let mut index = inner.index.lock().map_err(|_| StoreError::Closed)?;
         for (p, a) in prep.iter().zip(placed) {
-            for h in &p.key_hashes {
+            for h in p.key_hashes.as_slice() {
                 index.add(*h, a.physical_offset, store_ms)?;
             }
         }
@@ -144,17 +204,18 @@ fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64
 
 /// Appends `msgs` as consecutive records.
 pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult> {
-    let (prep, total) = prepare(inner, msgs)?;
+    let (mut prep, total) = prepare(inner, msgs)?;
     let mut w = inner.writer.lock().map_err(|_| StoreError::Closed)?;
     inner.flush.check_poisoned()?;
     roll_if_needed(inner, &mut w, total)?;
     let store_ms = inner.cfg.clock.now_ms();
-    let offsets = assign_offsets(&prep);
+    assign_offsets(&mut prep);
     let start = w.pos;
     let mut buf = std::mem::take(&mut w.buf);
     buf.clear();
     let mut placed = Vec::with_capacity(msgs.len());
-    for ((m, p), qoff) in msgs.iter().zip(&prep).zip(&offsets) {
+    for (m, p) in msgs.iter().zip(&prep) {
+        let qoff = &p.queue_offset;
         let phys = start + buf.len() as u64;
         let stamp = StoreStamp {
             queue_offset: i64::try_from(*qoff).unwrap_or(i64::MAX),
@@ -212,5 +273,37 @@ fn notify_arrivals(inner: &Inner, prep: &[Prepared]) {
         }
         last = Some(&p.queue);
         listener(&p.queue.topic, p.queue.queue_id, p.queue.next_offset());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hashes_are_distinct_and_sorted_inline_or_spilled() {
+        let few = index_hashes("T", "b a b", Some("a"));
+        let mut want = vec![key_hash("T", "a"), key_hash("T", "b")];
+        want.sort_unstable();
+        assert_eq!(few.as_slice(), want.as_slice());
+        let many = index_hashes("T", "k1 k2 k3 k4  k2", Some("u"));
+        let mut want: Vec<u64> = ["k1", "k2", "k3", "k4", "u"]
+            .iter()
+            .map(|k| key_hash("T", k))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(many.as_slice(), want.as_slice());
+        assert!(index_hashes("T", "", Some("")).as_slice().is_empty());
+    }
+
+    #[test]
+    fn indexed_properties_take_the_last_value() {
+        let p = properties::encode([
+            (properties::TAGS, "A"),
+            (properties::KEYS, "k"),
+            ("X", "y"),
+            (properties::TAGS, "B"),
+        ]);
+        assert_eq!(indexed_properties(&p), (Some("B"), "k", None));
     }
 }

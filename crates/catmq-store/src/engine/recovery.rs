@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Mutex, RwLock};
 
 use catmq_common::record::RecordView;
-use catmq_common::{properties, tags};
+use catmq_common::tags;
 
-use super::append::index_hashes;
+use super::append::{index_hashes, indexed_properties};
 use super::{Inner, Shutdown, Writer};
 use crate::checkpoint::Checkpoint;
 use crate::commit_log::{scan, CommitLog};
@@ -62,20 +62,20 @@ fn redispatch(
         tracing::warn!(pos, "record with a non-UTF-8 topic skipped");
         return Ok(());
     };
-    let props = v.properties().unwrap_or("");
+    let (tags, keys, uniq) = indexed_properties(v.properties().unwrap_or(""));
     let q = queues.get_or_create(topic, v.queue_id())?;
     let entry = CqEntry {
         phys: pos,
         size: u32::try_from(v.total_size()).unwrap_or(0),
-        tag_code: tags::tag_code(properties::get(props, properties::TAGS)),
+        tag_code: tags::tag_code(tags),
     };
     q.push(
         u64::try_from(v.queue_offset()).unwrap_or(0),
         entry,
         v.store_timestamp(),
     )?;
-    for h in index_hashes(topic, props) {
-        index.add(h, pos, v.store_timestamp())?;
+    for h in index_hashes(topic, keys, uniq).as_slice() {
+        index.add(*h, pos, v.store_timestamp())?;
     }
     Ok(())
 }
