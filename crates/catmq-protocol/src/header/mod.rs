@@ -1,0 +1,4 @@
+//! The two header encodings of a command (everything but the body).
+
+pub(crate) mod binary;
+pub(crate) mod json;

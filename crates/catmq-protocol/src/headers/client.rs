@@ -1,0 +1,58 @@
+//! Client bookkeeping: UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38),
+//! NOTIFY_CONSUMER_IDS_CHANGED (40), CONSUMER_SEND_MSG_BACK (36), END_TRANSACTION (37),
+//! CHECK_TRANSACTION_STATE (39).
+
+crate::ext_header! {
+    /// UNREGISTER_CLIENT request.
+    pub struct UnregisterClientRequestHeader {
+        client_id: String = "clientID",
+        producer_group: Option<String> = "producerGroup",
+        consumer_group: Option<String> = "consumerGroup",
+    }
+}
+
+crate::ext_header! {
+    /// GET_CONSUMER_LIST_BY_GROUP and NOTIFY_CONSUMER_IDS_CHANGED request.
+    pub struct ConsumerGroupRequestHeader {
+        consumer_group: String = "consumerGroup",
+    }
+}
+
+crate::ext_header! {
+    /// CONSUMER_SEND_MSG_BACK request: `offset` is the original's physical offset.
+    pub struct ConsumerSendMsgBackRequestHeader {
+        offset: i64 = "offset",
+        group: String = "group",
+        delay_level: i32 = "delayLevel",
+        origin_msg_id: Option<String> = "originMsgId",
+        origin_topic: Option<String> = "originTopic",
+        unit_mode: Option<bool> = "unitMode",
+        max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+    }
+}
+
+crate::ext_header! {
+    /// END_TRANSACTION request (oneway): `commitOrRollback` 8 commit, 12 rollback, 0 unknown.
+    pub struct EndTransactionRequestHeader {
+        producer_group: String = "producerGroup",
+        tran_state_table_offset: i64 = "tranStateTableOffset",
+        commit_log_offset: i64 = "commitLogOffset",
+        commit_or_rollback: i32 = "commitOrRollback",
+        from_transaction_check: Option<bool> = "fromTransactionCheck",
+        msg_id: String = "msgId",
+        transaction_id: Option<String> = "transactionId",
+        topic: Option<String> = "topic",
+    }
+}
+
+crate::ext_header! {
+    /// CHECK_TRANSACTION_STATE request (broker to producer, oneway).
+    pub struct CheckTransactionStateRequestHeader {
+        tran_state_table_offset: i64 = "tranStateTableOffset",
+        commit_log_offset: i64 = "commitLogOffset",
+        msg_id: Option<String> = "msgId",
+        transaction_id: Option<String> = "transactionId",
+        offset_msg_id: Option<String> = "offsetMsgId",
+        topic: Option<String> = "topic",
+    }
+}
