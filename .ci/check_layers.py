@@ -9,9 +9,10 @@ ALLOWED = {
     "catmq-common": set(),
     "catmq-protocol": {"catmq-common"},
     "catmq-store": {"catmq-common"},
-    "catmq-namesrv": {"catmq-common", "catmq-protocol"},
-    "catmq-broker": {"catmq-common", "catmq-protocol", "catmq-store"},
-    "catmq-client": {"catmq-common", "catmq-protocol"},
+    "catmq-remoting": {"catmq-protocol"},
+    "catmq-namesrv": {"catmq-common", "catmq-protocol", "catmq-remoting"},
+    "catmq-broker": {"catmq-common", "catmq-protocol", "catmq-remoting", "catmq-store"},
+    "catmq-client": {"catmq-common", "catmq-protocol", "catmq-remoting"},
     "catmq-testkit": None,  # dev-only; may use anything
     "catmq": None,  # the binary wires everything together
 }
