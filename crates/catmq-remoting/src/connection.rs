@@ -283,18 +283,25 @@ async fn write_loop(
 ) {
     loop {
         let out = tokio::select! {
+            biased;
             o = rx.recv() => o,
             _ = close.wait_for(|c| *c) => None,
         };
         let Some(out) = out else { break };
         if write_one(&mut wr, &out).await.is_err() {
-            break;
+            return;
         }
-        // Write whatever else is queued before yielding.
+        // Write whatever else is queued before waiting again.
         while let Ok(more) = rx.try_recv() {
             if write_one(&mut wr, &more).await.is_err() {
                 return;
             }
+        }
+    }
+    // Closing: what was queued before the close (an error reply to a bad frame) still goes out.
+    while let Ok(more) = rx.try_recv() {
+        if write_one(&mut wr, &more).await.is_err() {
+            return;
         }
     }
     let _ = wr.shutdown().await;
@@ -377,8 +384,7 @@ async fn reject(conn: &Arc<Connection>, e: FrameError) {
             ResponseCode::SystemError,
             format!("bad request frame: {}", e.error),
         );
+        // Queued before the close, so the writer sends it before shutting the socket.
         let _ = conn.send_reply(resp.into()).await;
-        // Let the writer flush the answer before the close.
-        tokio::task::yield_now().await;
     }
 }

@@ -15,11 +15,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 const T: Duration = Duration::from_secs(5);
 
-/// Echoes code 1 (body back), answers code 2 later, counts oneways (code 3), asks the peer
-/// back on code 4.
+/// Echoes code 1 (body back), answers code 2 once a code 5 request has arrived, counts oneways
+/// (code 3), asks the peer back on code 4.
 #[derive(Default)]
 struct Echo {
     oneways: AtomicUsize,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl Handler for Echo {
@@ -28,13 +29,20 @@ impl Handler for Echo {
             1 => RemotingCommand::response_to(&req, ResponseCode::Success)
                 .with_body(req.body.clone())
                 .into(),
-            2 => Handled::Later(Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Some(Reply {
-                    cmd: RemotingCommand::response_to(&req, ResponseCode::Success),
-                    chunks: vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")],
-                })
-            })),
+            2 => {
+                let release = self.release.clone();
+                Handled::Later(Box::pin(async move {
+                    release.notified().await;
+                    Some(Reply {
+                        cmd: RemotingCommand::response_to(&req, ResponseCode::Success),
+                        chunks: vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")],
+                    })
+                }))
+            }
+            5 => {
+                self.release.notify_one();
+                RemotingCommand::response_to(&req, ResponseCode::Success).into()
+            }
             3 => {
                 self.oneways.fetch_add(1, Ordering::SeqCst);
                 Handled::NoReply
@@ -83,18 +91,19 @@ async fn requests_oneways_later_replies_and_requests_from_the_server() {
         assert_eq!((resp.code, resp.serialize), (0, ser));
         assert_eq!(resp.body.as_ref(), b"hello");
     }
-    // Pipelined: the later reply does not hold up the echo behind it.
+    // Pipelined: the deferred reply (code 2) only completes after a later request (code 5) was
+    // read and handled, so a waiting handler does not stall the connection.
     let later = client.request(
         RemotingCommand::request(2, ExtFields::new(), Bytes::new()),
         T,
     );
-    let quick = client.request(
-        RemotingCommand::request(1, ExtFields::new(), Bytes::from_static(b"q")),
+    let release = client.request(
+        RemotingCommand::request(5, ExtFields::new(), Bytes::new()),
         T,
     );
-    let (later, quick) = tokio::join!(later, quick);
+    let (later, release) = tokio::join!(later, release);
+    assert_eq!(release.unwrap().code, 0);
     assert_eq!(later.unwrap().body.as_ref(), b"abcd");
-    assert_eq!(quick.unwrap().body.as_ref(), b"q");
     // Oneways are not answered; an echo after them proves they were read.
     for _ in 0..3 {
         client
