@@ -17,7 +17,6 @@ pub struct Registration {
     pub broker_name: String,
     pub broker_addr: String,
     pub broker_id: i64,
-    pub ha_server_addr: String,
     /// Its topics; `None` keeps the topics of the previous registration (a heartbeat).
     pub topics: Option<Vec<TopicConfig>>,
     /// Silence after which it expires; `None` for the default.
@@ -279,7 +278,6 @@ mod tests {
             broker_name: name.into(),
             broker_addr: addr.into(),
             broker_id: id,
-            ha_server_addr: String::new(),
             topics,
             timeout_ms: None,
             enable_acting_master: false,

@@ -119,7 +119,6 @@ impl Service {
             broker_name: h.broker_name,
             broker_addr: h.broker_addr,
             broker_id: h.broker_id,
-            ha_server_addr: h.ha_server_addr.unwrap_or_default(),
             topics,
             timeout_ms: h.heartbeat_timeout_millis,
             enable_acting_master: h.enable_acting_master.unwrap_or(false),

@@ -39,6 +39,12 @@ async fn start() -> (NameServer, Arc<Connection>) {
     (ns, c)
 }
 
+/// Sends a request with no header fields and no body.
+async fn ask(c: &Connection, code: RequestCode) -> RemotingCommand {
+    let cmd = RemotingCommand::request(code.as_i32(), ExtFields::new(), Bytes::new());
+    c.request(cmd, T).await.unwrap()
+}
+
 fn register_cmd(name: &str, addr: &str, topics: &[(&str, i32)]) -> RemotingCommand {
     let h = RegisterBrokerRequestHeader {
         broker_name: name.into(),
@@ -116,30 +122,10 @@ async fn brokers_register_and_clients_get_routes() {
         let route: TopicRouteData = body::decode("route", &r.body).unwrap();
         assert_eq!(route.queue_datas[0].write_queue_nums, 4);
     }
-    let r = c
-        .request(
-            RemotingCommand::request(
-                RequestCode::GetBrokerClusterInfo.as_i32(),
-                ExtFields::new(),
-                Bytes::new(),
-            ),
-            T,
-        )
-        .await
-        .unwrap();
+    let r = ask(&c, RequestCode::GetBrokerClusterInfo).await;
     let ci: ClusterInfo = body::decode("cluster", &r.body).unwrap();
     assert!(ci.cluster_addr_table["DefaultCluster"].contains("broker-a"));
-    let r = c
-        .request(
-            RemotingCommand::request(
-                RequestCode::GetAllTopicListFromNameserver.as_i32(),
-                ExtFields::new(),
-                Bytes::new(),
-            ),
-            T,
-        )
-        .await
-        .unwrap();
+    let r = ask(&c, RequestCode::GetAllTopicListFromNameserver).await;
     let tl: TopicList = body::decode("topics", &r.body).unwrap();
     assert_eq!(tl.topic_list.len(), 2);
 
@@ -173,17 +159,7 @@ async fn brokers_register_and_clients_get_routes() {
 async fn bad_requests_get_error_responses_and_unknown_codes_are_not_supported() {
     let (ns, c) = start().await;
     // Missing required header field.
-    let r = c
-        .request(
-            RemotingCommand::request(
-                RequestCode::GetRouteinfoByTopic.as_i32(),
-                ExtFields::new(),
-                Bytes::new(),
-            ),
-            T,
-        )
-        .await
-        .unwrap();
+    let r = ask(&c, RequestCode::GetRouteinfoByTopic).await;
     assert_eq!(r.code, ResponseCode::SystemError.as_i32());
     assert!(r.remark.unwrap().contains("topic"));
     // Invalid registration body.

@@ -73,19 +73,24 @@ impl RemotingCommand {
         }
     }
 
-    /// The response to `req`: same opaque and header encoding, response flag set.
-    pub fn response_to(req: &RemotingCommand, code: ResponseCode) -> Self {
+    /// A response to the request with this opaque, in this header encoding.
+    pub fn response(opaque: i32, serialize: SerializeType, code: ResponseCode) -> Self {
         Self {
             code: code.as_i32(),
             language: LanguageCode::Java,
             version: CATMQ_VERSION,
-            opaque: req.opaque,
+            opaque,
             flag: FLAG_RESPONSE,
             remark: None,
             ext: ExtFields::new(),
             body: Bytes::new(),
-            serialize: req.serialize,
+            serialize,
         }
+    }
+
+    /// The response to `req`: same opaque and header encoding, response flag set.
+    pub fn response_to(req: &RemotingCommand, code: ResponseCode) -> Self {
+        Self::response(req.opaque, req.serialize, code)
     }
 
     /// An error response to `req` with a remark.

@@ -376,14 +376,8 @@ async fn dispatch(conn: &Arc<Connection>, handler: &Arc<dyn Handler>, cmd: Remot
 async fn reject(conn: &Arc<Connection>, e: FrameError) {
     tracing::warn!(peer = %conn.peer, error = %e, "bad frame; closing the connection");
     if let Some(to) = e.reply {
-        let mut probe = RemotingCommand::request(0, Default::default(), Bytes::new());
-        probe.opaque = to.opaque;
-        probe.serialize = to.serialize;
-        let resp = RemotingCommand::error_to(
-            &probe,
-            ResponseCode::SystemError,
-            format!("bad request frame: {}", e.error),
-        );
+        let resp = RemotingCommand::response(to.opaque, to.serialize, ResponseCode::SystemError)
+            .with_remark(format!("bad request frame: {}", e.error));
         // Queued before the close, so the writer sends it before shutting the socket.
         let _ = conn.send_reply(resp.into()).await;
     }
