@@ -59,6 +59,20 @@ pub fn encode<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, 
     out
 }
 
+/// `props` with the pairs of `set` put in (replacing any with the same name) and the names in
+/// `remove` taken out.
+pub fn update(props: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
+    let kept = iter(props).filter(|(k, _)| !remove.contains(k) && !set.iter().any(|(s, _)| s == k));
+    encode(kept.chain(set.iter().copied()))
+}
+
+/// Maximum reconsume times a consumer asked for on a retried message.
+pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
+/// How many times a message was retried (set by consumers).
+pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
+/// Cluster of the broker that stored the message.
+pub const CLUSTER: &str = "CLUSTER";
+
 /// The business keys of a message (`KEYS`, split on spaces, empty parts dropped).
 pub fn keys(props: &str) -> impl Iterator<Item = &str> {
     get(props, KEYS)
@@ -70,6 +84,14 @@ pub fn keys(props: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_sets_replaces_and_removes() {
+        let p = encode([("A", "1"), ("B", "2"), ("C", "3")]);
+        let u = update(&p, &[("B", "9"), ("D", "4")], &["C"]);
+        assert_eq!(u, encode([("A", "1"), ("B", "9"), ("D", "4")]));
+        assert_eq!(update("", &[], &[]), "");
+    }
 
     #[test]
     fn encode_then_get_round_trips() {

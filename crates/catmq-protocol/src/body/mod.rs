@@ -3,16 +3,19 @@
 //! (the C++ client sends ordinals and string numbers).
 
 pub mod cluster;
+pub mod fastjson;
 pub mod heartbeat;
 mod lenient;
 pub mod lock;
 pub mod route;
+pub mod stats;
 pub mod topic;
 
 pub use cluster::*;
 pub use heartbeat::*;
 pub use lock::*;
 pub use route::*;
+pub use stats::*;
 pub use topic::*;
 
 use crate::error::{ProtocolError, Result};
