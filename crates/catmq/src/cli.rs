@@ -3,6 +3,9 @@
 //! Layout (later roles and tools slot in as new variants):
 //!
 //! ```text
+//! catmq server [flags]               name server + broker in one process
+//! catmq namesrv [flags]              name server alone
+//! catmq broker --namesrv ADDR        broker alone
 //! catmq bench store [flags]          storage benchmark over FileStore (no network)
 //! catmq store verify --dir PATH      open (recover) a store and read every queue
 //! catmq store dump --dir PATH ...    print one queue's messages
@@ -24,12 +27,47 @@ pub struct Cli {
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a name server and a broker in one process (data under ./catmq-data by default).
+    Server(ServerArgs),
+    /// Run a name server alone.
+    Namesrv(ServerArgs),
+    /// Run a broker alone, registering with `--namesrv`.
+    Broker(ServerArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Offline tools for a store directory (the broker must not be running on it).
     #[command(subcommand)]
     Store(StoreCommand),
+}
+
+/// Flags of the server roles (each overrides the config file and `CATMQ_*` variables).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// TOML config file (reference: config/catmq.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the broker.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Name server listen address (server, namesrv).
+    #[arg(long)]
+    pub namesrv_listen: Option<String>,
+    /// Broker listen address (server, broker).
+    #[arg(long)]
+    pub broker_listen: Option<String>,
+    /// Name servers the broker registers with (comma-separated host:port).
+    #[arg(long, value_delimiter = ',')]
+    pub namesrv: Vec<String>,
+    /// Broker name.
+    #[arg(long)]
+    pub broker_name: Option<String>,
+    /// Address clients are told to use for the broker (host:port).
+    #[arg(long)]
+    pub advertised_addr: Option<String>,
+    /// Store durability mode.
+    #[arg(long, value_enum)]
+    pub flush: Option<FlushArg>,
 }
 
 /// `catmq bench ...`

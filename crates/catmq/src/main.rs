@@ -5,6 +5,7 @@
 
 mod bench;
 mod cli;
+mod server;
 mod store_tool;
 
 use std::io::IsTerminal;
@@ -26,6 +27,9 @@ fn init_logging() {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Server(args) => server::run(server::Role::All, &args),
+        Command::Namesrv(args) => server::run(server::Role::Namesrv, &args),
+        Command::Broker(args) => server::run(server::Role::Broker, &args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Store(cmd) => store_tool::run(cmd),
     }
