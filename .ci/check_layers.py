@@ -14,6 +14,7 @@ ALLOWED = {
     "catmq-broker": {"catmq-common", "catmq-protocol", "catmq-remoting", "catmq-store"},
     "catmq-client": {"catmq-common", "catmq-protocol", "catmq-remoting"},
     "catmq-testkit": None,  # dev-only; may use anything
+    "catmq-compat": set(),  # tests only: real third-party clients against the binary
     "catmq": None,  # the binary wires everything together
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -78,6 +78,10 @@ pub(crate) struct Counters {
     pub put: Mutex<Rate>,
     pub got: Mutex<Rate>,
     pub by_group: Mutex<HashMap<String, Rate>>,
+    /// Requests received with JSON headers.
+    pub json_requests: AtomicU64,
+    /// Requests received with binary (ROCKETMQ) headers.
+    pub binary_requests: AtomicU64,
 }
 
 impl Counters {

@@ -102,12 +102,37 @@ impl Cluster {
         TestClient::connect(&self.namesrv_addr()).await
     }
 
-    /// Stops the broker cleanly and starts it again on the same data (a new port).
-    pub async fn restart_broker(&mut self) {
+    /// Stops the broker and the name server cleanly.
+    pub async fn shutdown(mut self) {
         if let Some(b) = self.broker.take() {
             b.shutdown().await.unwrap();
         }
-        self.broker = Some(start_broker(self.config.clone()).await);
+        self.namesrv.shutdown().await;
+    }
+
+    /// The broker's runtime info (GET_BROKER_RUNTIME_INFO).
+    pub async fn runtime_info(&self) -> std::collections::BTreeMap<String, String> {
+        let c = self.client().await;
+        let r = c
+            .call(
+                catmq_protocol::RequestCode::GetBrokerRuntimeInfo,
+                catmq_protocol::ExtFields::new(),
+                bytes::Bytes::new(),
+            )
+            .await;
+        catmq_protocol::body::decode::<catmq_protocol::body::KvTable>("runtime info", &r.body)
+            .unwrap()
+            .table
+    }
+
+    /// Stops the broker cleanly and starts it again on the same data and address (as a
+    /// restarted broker host would be), so clients reconnect to it.
+    pub async fn restart_broker(&mut self) {
+        let b = self.broker.take().expect("broker is running");
+        let addr = b.local_addr();
+        b.shutdown().await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
+        self.broker = Some(Broker::start(listener, self.config.clone()).await.unwrap());
     }
 }
 

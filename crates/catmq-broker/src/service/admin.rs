@@ -3,6 +3,7 @@
 //! handled anywhere gets REQUEST_CODE_NOT_SUPPORTED.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use catmq_common::RecordView;
@@ -363,6 +364,15 @@ fn runtime_info(st: &State) -> KvTable {
     put("msgPutTotalSinceBoot", put_total.to_string());
     put("msgGetTotalSinceBoot", get_total.to_string());
     put("suspendedPulls", st.waiters.len().to_string());
+    let c = &st.counters;
+    put(
+        "requestsJsonHeader",
+        c.json_requests.load(Ordering::Relaxed).to_string(),
+    );
+    put(
+        "requestsBinaryHeader",
+        c.binary_requests.load(Ordering::Relaxed).to_string(),
+    );
     put(
         "corruptRecordsSkipped",
         stats.corrupt_records_skipped.to_string(),

@@ -7,9 +7,10 @@ mod query;
 mod send;
 mod sendback;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use catmq_protocol::{ProtocolError, RemotingCommand, RequestCode, ResponseCode};
+use catmq_protocol::{ProtocolError, RemotingCommand, RequestCode, ResponseCode, SerializeType};
 use catmq_remoting::{Connection, Handled, Handler};
 
 use crate::state::{lock, State};
@@ -86,6 +87,11 @@ pub(crate) fn not_supported(req: &RemotingCommand) -> RemotingCommand {
 
 impl Handler for Service {
     fn handle(&self, conn: &Arc<Connection>, req: RemotingCommand) -> Handled {
+        let counter = match req.serialize {
+            SerializeType::Json => &self.state.counters.json_requests,
+            SerializeType::RocketMq => &self.state.counters.binary_requests,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let oneway = req.is_oneway();
         let handled = self.dispatch(conn, &req).unwrap_or_else(Handled::from);
         if !oneway {
