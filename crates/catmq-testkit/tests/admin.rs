@@ -26,7 +26,7 @@ fn topic_ext(t: &str) -> ExtFields {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn topics_and_groups_are_administered_and_survive_restart() {
+async fn topics_are_created_listed_and_deleted_and_survive_restart() {
     let mut c = Cluster::start().await;
     let a = c.client().await;
     let create = CreateTopicRequestHeader {
@@ -56,21 +56,6 @@ async fn topics_and_groups_are_administered_and_survive_restart() {
         .await;
     assert_eq!(r.code, ResponseCode::SystemError.as_i32());
 
-    let g = SubscriptionGroupConfig {
-        group_name: "GX".into(),
-        retry_max_times: 5,
-        consume_broadcast_enable: false,
-        ..Default::default()
-    };
-    let r = a
-        .call(
-            RequestCode::UpdateAndCreateSubscriptionGroup,
-            ExtFields::new(),
-            body::encode(&g),
-        )
-        .await;
-    assert_eq!(r.code, 0);
-
     c.restart_broker().await;
     let a = c.client().await;
     let r = a
@@ -92,6 +77,51 @@ async fn topics_and_groups_are_administered_and_survive_restart() {
     let all: TopicConfigSerializeWrapper = body::decode("all", &r.body).unwrap();
     assert!(all.topic_config_table.contains_key("Orders"));
     assert!(all.topic_config_table.contains_key("TBW102"));
+
+    a.send("Orders", 2, &[], "x").await;
+    let r = a
+        .call(
+            RequestCode::DeleteTopicInBroker,
+            topic_ext("Orders"),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.code, 0);
+    let r = a
+        .call(
+            RequestCode::GetTopicConfig,
+            topic_ext("Orders"),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.code, ResponseCode::TopicNotExist.as_i32());
+    let p = a
+        .pull("G", "Orders", 2, 0, PULL_SUBSCRIPTION, Some("*"), 0)
+        .await;
+    assert_eq!(p.status(), ResponseCode::TopicNotExist);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_created_listed_and_deleted_and_survive_restart() {
+    let mut c = Cluster::start().await;
+    let a = c.client().await;
+    let g = SubscriptionGroupConfig {
+        group_name: "GX".into(),
+        retry_max_times: 5,
+        consume_broadcast_enable: false,
+        ..Default::default()
+    };
+    let r = a
+        .call(
+            RequestCode::UpdateAndCreateSubscriptionGroup,
+            ExtFields::new(),
+            body::encode(&g),
+        )
+        .await;
+    assert_eq!(r.code, 0);
+
+    c.restart_broker().await;
+    let a = c.client().await;
     let gh = GetSubscriptionGroupConfigRequestHeader { group: "GX".into() };
     let r = a
         .call(
@@ -116,16 +146,14 @@ async fn topics_and_groups_are_administered_and_survive_restart() {
         group_name: "GX".into(),
         clean_offset: Some(true),
     };
-    assert_eq!(
-        a.call(
+    let r = a
+        .call(
             RequestCode::DeleteSubscriptionGroup,
             del.to_ext(),
-            Bytes::new()
+            Bytes::new(),
         )
-        .await
-        .code,
-        0
-    );
+        .await;
+    assert_eq!(r.code, 0);
     let r = a
         .call(
             RequestCode::GetSubscriptionGroupConfig,
@@ -134,30 +162,6 @@ async fn topics_and_groups_are_administered_and_survive_restart() {
         )
         .await;
     assert_eq!(r.code, ResponseCode::SubscriptionGroupNotExist.as_i32());
-
-    a.send("Orders", 2, &[], "x").await;
-    assert_eq!(
-        a.call(
-            RequestCode::DeleteTopicInBroker,
-            topic_ext("Orders"),
-            Bytes::new()
-        )
-        .await
-        .code,
-        0
-    );
-    let r = a
-        .call(
-            RequestCode::GetTopicConfig,
-            topic_ext("Orders"),
-            Bytes::new(),
-        )
-        .await;
-    assert_eq!(r.code, ResponseCode::TopicNotExist.as_i32());
-    let p = a
-        .pull("G", "Orders", 2, 0, PULL_SUBSCRIPTION, Some("*"), 0)
-        .await;
-    assert_eq!(p.status(), ResponseCode::TopicNotExist);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

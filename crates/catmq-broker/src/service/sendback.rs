@@ -15,6 +15,23 @@ use crate::schedule;
 use crate::state::{lock, now_ms, State};
 use crate::topics::{dlq_topic, retry_topic};
 
+/// The stored record at a physical offset.
+fn original(st: &State, req: &RemotingCommand, offset: i64) -> Answer<bytes::Bytes> {
+    let record = u64::try_from(offset)
+        .ok()
+        .map(|o| st.store.read_at(o))
+        .transpose()
+        .map_err(|e| super::store_error_response(req, &e))?
+        .flatten();
+    record.ok_or_else(|| {
+        refuse(
+            req,
+            ResponseCode::SystemError,
+            format!("look message by offset failed, {offset}"),
+        )
+    })
+}
+
 pub(crate) fn send_back(st: &Arc<State>, _conn: &Arc<Connection>, req: &RemotingCommand) -> Answer {
     let h = ConsumerSendMsgBackRequestHeader::from_ext(&req.ext).map_err(malformed(req))?;
     let sys_err = |e: crate::BrokerError| refuse(req, ResponseCode::SystemError, e.to_string());
@@ -28,19 +45,7 @@ pub(crate) fn send_back(st: &Arc<State>, _conn: &Arc<Connection>, req: &Remoting
             format!("subscription group not exist, {}", h.group),
         ));
     };
-    let record = u64::try_from(h.offset)
-        .ok()
-        .map(|o| st.store.read_at(o))
-        .transpose()
-        .map_err(|e| super::store_error_response(req, &e))?
-        .flatten();
-    let Some(record) = record else {
-        return Err(refuse(
-            req,
-            ResponseCode::SystemError,
-            format!("look message by offset failed, {}", h.offset),
-        ));
-    };
+    let record = original(st, req, h.offset)?;
     let view = RecordView::parse(&record).map_err(|e| {
         refuse(
             req,

@@ -195,19 +195,40 @@ pub async fn scenario(scope: &str) -> (u64, u64) {
         .build();
     producer.start().await.unwrap();
 
-    // 1. 1,000 sync sends.
-    for i in 0..1000 {
-        send(&producer, "CompatTopic", format!("m{i}")).await;
-    }
+    let (mut all, seen) = every_message_is_consumed(&rt, &ns, &producer).await;
+    each_queue_is_consumed_in_order(&rt, &ns, &producer).await;
+    a_failed_message_comes_back_from_the_retry_topic(&producer, &seen).await;
+    all.shutdown().await;
+    let before = header_counts(&cluster).await;
+    cluster.restart_broker().await;
+    the_group_resumes_at_its_committed_offset(&rt, &ns, &producer).await;
 
-    // 2. A concurrent push consumer receives every one.
-    let (mut all, seen) = consumer(&rt, &ns, "compat_concurrent", "CompatTopic", false).await;
+    producer.shutdown().await;
+    rt.shutdown().await;
+    let after = header_counts(&cluster).await;
+    cluster.shutdown().await;
+    (before.0 + after.0, before.1 + after.1)
+}
+
+/// 1,000 sync sends, then a concurrent push consumer receives every one (it keeps running).
+async fn every_message_is_consumed(
+    rt: &ClientRt,
+    ns: &str,
+    producer: &DefaultMQProducer,
+) -> (DefaultMQPushConsumer, Seen) {
+    for i in 0..1000 {
+        send(producer, "CompatTopic", format!("m{i}")).await;
+    }
+    let (all, seen) = consumer(rt, ns, "compat_concurrent", "CompatTopic", false).await;
     wait_for("1,000 messages", &seen, |s| {
         s.iter().map(|x| &x.4).collect::<HashSet<_>>().len() == 1000
     })
     .await;
+    (all, seen)
+}
 
-    // 3. An orderly consumer gets each queue in order.
+/// Messages sent by key hash; an orderly consumer sees each queue in offset order.
+async fn each_queue_is_consumed_in_order(rt: &ClientRt, ns: &str, producer: &DefaultMQProducer) {
     for i in 0..200 {
         let key = i % 4;
         let m = Message::builder()
@@ -226,19 +247,24 @@ pub async fn scenario(scope: &str) -> (u64, u64) {
             .unwrap();
         assert_eq!(r.send_status, SendStatus::SendOk);
     }
-    let (mut ordered, seen_o) = consumer(&rt, &ns, "compat_orderly", "CompatOrder", true).await;
-    wait_for("200 ordered messages", &seen_o, |s| s.len() >= 200).await;
+    let (mut ordered, seen) = consumer(rt, ns, "compat_orderly", "CompatOrder", true).await;
+    wait_for("200 ordered messages", &seen, |s| s.len() >= 200).await;
     let mut last: BTreeMap<i32, i64> = BTreeMap::new();
-    for (_, q, off, _, body) in seen_o.lock().unwrap().iter() {
+    for (_, q, off, _, body) in seen.lock().unwrap().iter() {
         if let Some(prev) = last.insert(*q, *off) {
             assert!(*off > prev, "queue {q}: offset {off} after {prev} ({body})");
         }
     }
     ordered.shutdown().await;
+}
 
-    // 4. A listener that fails once gets the message again from the retry topic.
-    send(&producer, "CompatTopic", "poison-1".into()).await;
-    wait_for("the retried message", &seen, |s| {
+/// The concurrent listener fails the first delivery of "poison-1"; it comes again.
+async fn a_failed_message_comes_back_from_the_retry_topic(
+    producer: &DefaultMQProducer,
+    seen: &Seen,
+) {
+    send(producer, "CompatTopic", "poison-1".into()).await;
+    wait_for("the retried message", seen, |s| {
         s.iter().filter(|x| x.4 == "poison-1").count() >= 2
     })
     .await;
@@ -255,20 +281,23 @@ pub async fn scenario(scope: &str) -> (u64, u64) {
         redelivered[1].0, "CompatTopic",
         "the client renames the retry topic back"
     );
+}
 
-    // 5. After a broker restart the group resumes at its committed offset.
-    all.shutdown().await;
-    let before = header_counts(&cluster).await;
-    cluster.restart_broker().await;
+/// After the restart, a new member of the group gets only what was sent since.
+async fn the_group_resumes_at_its_committed_offset(
+    rt: &ClientRt,
+    ns: &str,
+    producer: &DefaultMQProducer,
+) {
     for i in 0..10 {
-        send(&producer, "CompatTopic", format!("after-{i}")).await;
+        send(producer, "CompatTopic", format!("after-{i}")).await;
     }
-    let (mut again, seen2) = consumer(&rt, &ns, "compat_concurrent", "CompatTopic", false).await;
-    wait_for("the 10 new messages", &seen2, |s| {
+    let (mut again, seen) = consumer(rt, ns, "compat_concurrent", "CompatTopic", false).await;
+    wait_for("the 10 new messages", &seen, |s| {
         s.iter().filter(|x| x.4.starts_with("after-")).count() == 10
     })
     .await;
-    let old: Vec<String> = seen2
+    let old: Vec<String> = seen
         .lock()
         .unwrap()
         .iter()
@@ -280,11 +309,6 @@ pub async fn scenario(scope: &str) -> (u64, u64) {
         "messages consumed before the restart came again: {old:?}"
     );
     again.shutdown().await;
-    producer.shutdown().await;
-    rt.shutdown().await;
-    let after = header_counts(&cluster).await;
-    cluster.shutdown().await;
-    (before.0 + after.0, before.1 + after.1)
 }
 
 /// Requests the broker received since it started, with JSON and with binary headers.
