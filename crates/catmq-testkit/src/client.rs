@@ -5,10 +5,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use catmq_common::{properties, RecordView};
-use catmq_protocol::body::{self, ConsumerData, HeartbeatData, ProducerData, SubscriptionData};
+use catmq_protocol::body::{
+    self, ConsumerData, HeartbeatData, ProducerData, SubscriptionData, TopicRouteData,
+};
 use catmq_protocol::headers::{
-    OffsetResponseHeader, PullMessageRequestHeader, PullMessageResponseHeader,
-    QueryConsumerOffsetRequestHeader, SendMessageRequestHeader, UpdateConsumerOffsetRequestHeader,
+    GetRouteInfoRequestHeader, OffsetResponseHeader, PullMessageRequestHeader,
+    PullMessageResponseHeader, QueryConsumerOffsetRequestHeader, SendMessageRequestHeader,
+    UpdateConsumerOffsetRequestHeader,
 };
 use catmq_protocol::{ExtFields, RemotingCommand, RequestCode, ResponseCode, SerializeType};
 use catmq_remoting::{Connection, ConnectionOptions, Handled, Handler};
@@ -232,6 +235,18 @@ impl TestClient {
             header,
             records: split_records(r.body),
         }
+    }
+
+    /// GET_ROUTEINFO_BY_TOPIC (to a name server): the route, or `None` on TOPIC_NOT_EXIST.
+    pub async fn route(&self, topic: &str) -> Option<TopicRouteData> {
+        let h = GetRouteInfoRequestHeader {
+            topic: topic.into(),
+            accept_standard_json_only: Some(true),
+        };
+        let r = self
+            .call(RequestCode::GetRouteinfoByTopic, h.to_ext(), Bytes::new())
+            .await;
+        (r.code == 0).then(|| body::decode("route", &r.body).unwrap())
     }
 
     /// HEART_BEAT for a consumer group subscribed to `subs` (topic, expression) and its retry

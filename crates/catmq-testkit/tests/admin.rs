@@ -164,6 +164,18 @@ async fn groups_are_created_listed_and_deleted_and_survive_restart() {
     assert_eq!(r.code, ResponseCode::SubscriptionGroupNotExist.as_i32());
 }
 
+async fn connections(a: &TestClient, group: &str) -> catmq_protocol::RemotingCommand {
+    let h = ConsumerGroupRequestHeader {
+        consumer_group: group.into(),
+    };
+    a.call(
+        RequestCode::GetConsumerConnectionList,
+        h.to_ext(),
+        Bytes::new(),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_connections_and_runtime_info() {
     let c = Cluster::start().await;
@@ -214,29 +226,11 @@ async fn stats_connections_and_runtime_info() {
     assert_eq!(stats.lag(), 3);
     assert!(stats.offset_table.0.keys().any(|k| k.topic == "%RETRY%G"));
 
-    let h = ConsumerGroupRequestHeader {
-        consumer_group: "G".into(),
-    };
-    let r = a
-        .call(
-            RequestCode::GetConsumerConnectionList,
-            h.to_ext(),
-            Bytes::new(),
-        )
-        .await;
+    let r = connections(&a, "G").await;
     let cc: ConsumerConnection = body::decode("cc", &r.body).unwrap();
     assert_eq!(cc.connection_set[0].client_id, "client-a");
     assert!(cc.subscription_table.contains_key("S"));
-    let h = ConsumerGroupRequestHeader {
-        consumer_group: "Nobody".into(),
-    };
-    let r = a
-        .call(
-            RequestCode::GetConsumerConnectionList,
-            h.to_ext(),
-            Bytes::new(),
-        )
-        .await;
+    let r = connections(&a, "Nobody").await;
     assert_eq!(r.code, ResponseCode::ConsumerNotOnline.as_i32());
 
     let r = a

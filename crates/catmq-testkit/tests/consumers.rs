@@ -311,17 +311,7 @@ async fn failed_messages_are_retried_with_delay_then_dead_lettered() {
     assert_eq!(wait_message(&b, "%DLQ%G", 1).await.bodies(), vec!["second"]);
     // The retry and dead-letter topics are routed by the name server.
     let ns = c.namesrv_client().await;
-    eventually(W, "DLQ route", || async {
-        let h = catmq_protocol::headers::GetRouteInfoRequestHeader {
-            topic: "%DLQ%G".into(),
-            accept_standard_json_only: None,
-        };
-        let r = ns
-            .call(RequestCode::GetRouteinfoByTopic, h.to_ext(), Bytes::new())
-            .await;
-        (r.code == 0).then_some(())
-    })
-    .await;
+    eventually(W, "DLQ route", || ns.route("%DLQ%G")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,33 +7,19 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use catmq_common::msgid::parse_offset_msg_id;
 use catmq_protocol::batch::{encode_batch, BatchEntry};
-use catmq_protocol::body::{self, TopicRouteData};
-use catmq_protocol::headers::{
-    GetRouteInfoRequestHeader, SendMessageResponseHeader, PULL_SUBSCRIPTION, PULL_SUSPEND,
-};
+use catmq_protocol::headers::{SendMessageResponseHeader, PULL_SUBSCRIPTION, PULL_SUSPEND};
 use catmq_protocol::{RequestCode, ResponseCode, SerializeType};
-use catmq_testkit::{eventually, Cluster, TestClient};
+use catmq_testkit::{eventually, Cluster, Pulled, TestClient};
 
 const W: Duration = Duration::from_secs(10);
-
-async fn route(ns: &TestClient, topic: &str) -> Option<TopicRouteData> {
-    let h = GetRouteInfoRequestHeader {
-        topic: topic.into(),
-        accept_standard_json_only: Some(true),
-    };
-    let r = ns
-        .call(RequestCode::GetRouteinfoByTopic, h.to_ext(), Bytes::new())
-        .await;
-    (r.code == 0).then(|| body::decode("route", &r.body).unwrap())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_topic_flow_creates_a_topic_and_its_route() {
     let c = Cluster::start().await;
     let ns = c.namesrv_client().await;
     // A Java producer asks for the topic, gets TOPIC_NOT_EXIST, then asks for TBW102.
-    assert!(route(&ns, "Fresh").await.is_none());
-    let tbw = eventually(W, "TBW102 route", || route(&ns, "TBW102")).await;
+    assert!(ns.route("Fresh").await.is_none());
+    let tbw = eventually(W, "TBW102 route", || ns.route("TBW102")).await;
     assert_eq!(
         tbw.broker_datas[0].master_addr(),
         Some(c.broker_addr().as_str())
@@ -50,7 +36,7 @@ async fn the_default_topic_flow_creates_a_topic_and_its_route() {
     assert!(phys >= 0);
     assert!(h.transaction_id.is_some());
 
-    let fresh = eventually(W, "route of the new topic", || route(&ns, "Fresh")).await;
+    let fresh = eventually(W, "route of the new topic", || ns.route("Fresh")).await;
     assert_eq!(fresh.queue_datas[0].write_queue_nums, 4);
     assert_eq!(fresh.queue_datas[0].perm, 6);
 }
@@ -165,30 +151,29 @@ async fn pull_statuses_follow_rocketmq() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_suspended_pull_is_answered_when_a_message_arrives() {
-    let c = Cluster::start().await;
-    let b = c.client().await;
-    b.send("LP", 0, &[], "first").await;
+/// Starts a pull of `LP`/`queue` at `offset` with a 25 s suspension and returns once the broker
+/// holds it: only a wake-up answers it with a message before the test's end.
+async fn suspended_pull(c: &Cluster, queue: i32, offset: i64) -> tokio::task::JoinHandle<Pulled> {
     let puller = c.client().await;
+    let flags = PULL_SUBSCRIPTION | PULL_SUSPEND;
     let pending = tokio::spawn(async move {
-        // 25 s suspension: only a wake-up answers it with the message before the test's end.
         puller
-            .pull(
-                "G",
-                "LP",
-                0,
-                1,
-                PULL_SUBSCRIPTION | PULL_SUSPEND,
-                Some("*"),
-                25_000,
-            )
+            .pull("G", "LP", queue, offset, flags, Some("*"), 25_000)
             .await
     });
     eventually(W, "the pull to be suspended", || async {
         (c.broker().suspended_pulls() == 1).then_some(())
     })
     .await;
+    pending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_pull_is_answered_when_a_message_arrives() {
+    let c = Cluster::start().await;
+    let b = c.client().await;
+    b.send("LP", 0, &[], "first").await;
+    let pending = suspended_pull(&c, 0, 1).await;
     b.send("LP", 0, &[], "second").await;
     let p = pending.await.unwrap();
     assert_eq!(p.status(), ResponseCode::Success);
@@ -196,24 +181,7 @@ async fn a_suspended_pull_is_answered_when_a_message_arrives() {
     assert_eq!(c.broker().suspended_pulls(), 0);
 
     // An empty queue at offset 0 long-polls too.
-    let puller = c.client().await;
-    let pending = tokio::spawn(async move {
-        puller
-            .pull(
-                "G",
-                "LP",
-                2,
-                0,
-                PULL_SUBSCRIPTION | PULL_SUSPEND,
-                Some("*"),
-                25_000,
-            )
-            .await
-    });
-    eventually(W, "the pull to be suspended", || async {
-        (c.broker().suspended_pulls() == 1).then_some(())
-    })
-    .await;
+    let pending = suspended_pull(&c, 2, 0).await;
     b.send("LP", 2, &[], "third").await;
     assert_eq!(pending.await.unwrap().bodies(), vec!["third"]);
 

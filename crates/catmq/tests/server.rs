@@ -9,10 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use catmq_protocol::body::{self, TopicRouteData};
-use catmq_protocol::headers::{GetRouteInfoRequestHeader, PULL_SUBSCRIPTION};
-use catmq_protocol::{RequestCode, ResponseCode};
+use catmq_protocol::headers::PULL_SUBSCRIPTION;
+use catmq_protocol::ResponseCode;
 use catmq_testkit::{eventually, TestClient};
 
 const W: Duration = Duration::from_secs(20);
@@ -118,23 +116,12 @@ impl Drop for Proc {
     }
 }
 
-async fn route(ns: &TestClient, topic: &str) -> Option<TopicRouteData> {
-    let h = GetRouteInfoRequestHeader {
-        topic: topic.into(),
-        accept_standard_json_only: Some(true),
-    };
-    let r = ns
-        .call(RequestCode::GetRouteinfoByTopic, h.to_ext(), Bytes::new())
-        .await;
-    (r.code == 0).then(|| body::decode("route", &r.body).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_serves_then_stops_cleanly_on_sigterm_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let p = Proc::server(dir.path(), &[]);
     let ns = TestClient::connect(p.namesrv.as_deref().unwrap()).await;
-    let tbw = eventually(W, "TBW102 route", || route(&ns, "TBW102")).await;
+    let tbw = eventually(W, "TBW102 route", || ns.route("TBW102")).await;
     let addr = tbw.broker_datas[0].master_addr().unwrap().to_owned();
     assert_eq!(Some(addr.as_str()), p.broker.as_deref());
     let b = TestClient::connect(&addr).await;
@@ -226,14 +213,14 @@ async fn namesrv_and_broker_run_as_separate_processes() {
     );
     assert!(br.namesrv.is_none());
     let c = TestClient::connect(&ns_addr).await;
-    let r = eventually(W, "registration", || route(&c, "TBW102")).await;
+    let r = eventually(W, "registration", || c.route("TBW102")).await;
     assert_eq!(r.broker_datas[0].broker_name, "b-solo");
     let b = TestClient::connect(br.broker.as_deref().unwrap()).await;
     b.send("Solo", 0, &[], "synced").await;
     assert_eq!(br.terminate(), (true, true));
     // The broker unregistered on the way out.
     eventually(W, "unregistration", || async {
-        route(&c, "TBW102").await.is_none().then_some(())
+        c.route("TBW102").await.is_none().then_some(())
     })
     .await;
     assert_eq!(ns.terminate(), (true, true));

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use catmq_common::RecordView;
 use catmq_protocol::body::{
     self, fastjson, ConnectionInfo, ConsumeStats, ConsumerConnection, KvTable, MessageQueue,
     OffsetWrapper, SubscriptionGroupConfig, TopicList, TopicOffset, TopicStatsTable,
@@ -17,7 +16,7 @@ use catmq_protocol::headers::{
     GetConsumeStatsRequestHeader, GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader,
 };
 use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
-use catmq_store::{FlushMode, ReadRequest, ReadStatus};
+use catmq_store::FlushMode;
 
 use super::{malformed, not_supported, ok, refuse, Answer};
 use crate::state::{lock, now_ms, State};
@@ -216,29 +215,6 @@ fn topic_stats(st: &State, req: &RemotingCommand) -> Answer {
     Ok(ok(req).with_body(fastjson::encode(&table)).into())
 }
 
-/// Store time of the message at `offset`, 0 if it is not there.
-fn store_time_at(st: &State, topic: &str, queue: i32, offset: i64) -> i64 {
-    let Ok(offset) = u64::try_from(offset) else {
-        return 0;
-    };
-    let r = st.store.read(&ReadRequest {
-        topic,
-        queue_id: queue,
-        offset,
-        max_messages: 1,
-        max_bytes: 1,
-        tag_codes: None,
-    });
-    match r {
-        Ok(r) if r.status == ReadStatus::Found => r
-            .messages
-            .first()
-            .and_then(|m| RecordView::parse(m).ok())
-            .map_or(0, |v| v.store_timestamp()),
-        _ => 0,
-    }
-}
-
 fn consume_stats(st: &State, req: &RemotingCommand) -> Answer {
     let h = GetConsumeStatsRequestHeader::from_ext(&req.ext).map_err(malformed(req))?;
     let group = h.consumer_group;
@@ -275,11 +251,10 @@ fn consume_stats(st: &State, req: &RemotingCommand) -> Answer {
                     .offsets
                     .pull_offset(&group, &topic, q)
                     .unwrap_or(consumer_offset),
-                last_timestamp: if consumer_offset > 0 {
-                    store_time_at(st, &topic, q, consumer_offset - 1)
-                } else {
-                    0
-                },
+                last_timestamp: u64::try_from(consumer_offset - 1)
+                    .ok()
+                    .and_then(|o| super::store_time_at(st, &topic, q, o).ok().flatten())
+                    .unwrap_or(0),
             };
             stats.offset_table.0.insert(mq(st, &topic, q), w);
         }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use catmq_common::RecordView;
 use catmq_protocol::body::{
     self, ConsumerListBody, HeartbeatData, LockBatchRequestBody, LockBatchResponseBody,
 };
@@ -17,7 +16,7 @@ use catmq_protocol::headers::{
 };
 use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
 use catmq_remoting::{Connection, Handled};
-use catmq_store::{Boundary, ReadRequest, ReadStatus};
+use catmq_store::Boundary;
 
 use super::{malformed, ok, refuse, Answer};
 use crate::clients::ClientChannel;
@@ -167,23 +166,8 @@ pub(crate) fn earliest_time(st: &State, req: &RemotingCommand) -> Answer {
         .store
         .queue_info(&h.topic, h.queue_id)
         .map_or(0, |q| q.min_offset);
-    let read = st.store.read(&ReadRequest {
-        topic: &h.topic,
-        queue_id: h.queue_id,
-        offset: min,
-        max_messages: 1,
-        max_bytes: 1,
-        tag_codes: None,
-    });
-    let ts = match read {
-        Ok(r) if r.status == ReadStatus::Found => r
-            .messages
-            .first()
-            .and_then(|m| RecordView::parse(m).ok())
-            .map(|v| v.store_timestamp()),
-        Ok(_) => None,
-        Err(e) => return Err(super::store_error_response(req, &e)),
-    };
+    let ts = super::store_time_at(st, &h.topic, h.queue_id, min)
+        .map_err(|e| super::store_error_response(req, &e))?;
     match ts {
         Some(timestamp) => Ok(ok(req)
             .with_ext(TimestampResponseHeader { timestamp }.to_ext())

@@ -13,7 +13,11 @@ use std::sync::Arc;
 use catmq_protocol::{ProtocolError, RemotingCommand, RequestCode, ResponseCode, SerializeType};
 use catmq_remoting::{Connection, Handled, Handler};
 
-use crate::state::{lock, State};
+use catmq_common::RecordView;
+use catmq_protocol::body::SubscriptionGroupConfig;
+use catmq_store::{ReadRequest, ReadStatus, StoreError};
+
+use crate::state::{lock, now_ms, State};
 
 pub(crate) use send::store_error_response;
 
@@ -39,6 +43,48 @@ pub(crate) fn malformed(
 /// A success response.
 pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(req, ResponseCode::Success)
+}
+
+/// A subscription group's config, created with the defaults when auto-creation is on.
+pub(crate) fn find_group(
+    st: &State,
+    req: &RemotingCommand,
+    group: &str,
+) -> Answer<SubscriptionGroupConfig> {
+    let cfg = lock(&st.groups)
+        .find_or_create(group, st.cfg.auto_create_group, now_ms())
+        .map_err(|e| refuse(req, ResponseCode::SystemError, e.to_string()))?;
+    cfg.ok_or_else(|| {
+        refuse(
+            req,
+            ResponseCode::SubscriptionGroupNotExist,
+            format!("subscription group not exist, {group}"),
+        )
+    })
+}
+
+/// Store time (ms) of the message at `offset` of a queue, if it is there.
+pub(crate) fn store_time_at(
+    st: &State,
+    topic: &str,
+    queue: i32,
+    offset: u64,
+) -> Result<Option<i64>, StoreError> {
+    let r = st.store.read(&ReadRequest {
+        topic,
+        queue_id: queue,
+        offset,
+        max_messages: 1,
+        max_bytes: 1,
+        tag_codes: None,
+    })?;
+    if r.status != ReadStatus::Found {
+        return Ok(None);
+    }
+    Ok(r.messages
+        .first()
+        .and_then(|m| RecordView::parse(m).ok())
+        .map(|v| v.store_timestamp()))
 }
 
 /// The broker's request handler.

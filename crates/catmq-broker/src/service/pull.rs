@@ -17,7 +17,7 @@ use catmq_remoting::{Handled, Reply};
 use catmq_store::{ReadRequest, ReadStatus, StoreError};
 
 use super::{malformed, refuse, Answer};
-use crate::state::{lock, now_ms, State};
+use crate::state::{lock, State};
 
 /// Java's default suspension when the request does not say.
 const DEFAULT_SUSPEND_MS: i64 = 15_000;
@@ -241,16 +241,7 @@ async fn long_poll(
 }
 
 fn group_config(st: &State, req: &RemotingCommand, group: &str) -> Answer<SubscriptionGroupConfig> {
-    let cfg = lock(&st.groups)
-        .find_or_create(group, st.cfg.auto_create_group, now_ms())
-        .map_err(|e| refuse(req, ResponseCode::SystemError, e.to_string()))?;
-    let Some(cfg) = cfg else {
-        return Err(refuse(
-            req,
-            ResponseCode::SubscriptionGroupNotExist,
-            format!("subscription group [{group}] does not exist"),
-        ));
-    };
+    let cfg = super::find_group(st, req, group)?;
     if !cfg.consume_enable {
         return Err(refuse(
             req,

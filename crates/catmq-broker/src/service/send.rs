@@ -199,16 +199,7 @@ fn route(
     mut msg: NewMessage,
 ) -> Answer<NewMessage> {
     if let Some(group) = h.topic.strip_prefix(RETRY_PREFIX) {
-        let cfg = lock(&st.groups)
-            .find_or_create(group, st.cfg.auto_create_group, now_ms())
-            .map_err(|e| refuse(req, ResponseCode::SystemError, e.to_string()))?;
-        let Some(cfg) = cfg else {
-            return Err(refuse(
-                req,
-                ResponseCode::SubscriptionGroupNotExist,
-                format!("subscription group not exist, {group}"),
-            ));
-        };
+        let cfg = super::find_group(st, req, group)?;
         let max = h.max_reconsume_times.unwrap_or(cfg.retry_max_times);
         if msg.reconsume_times > max {
             let dlq = dlq_topic(group);

@@ -35,16 +35,7 @@ fn original(st: &State, req: &RemotingCommand, offset: i64) -> Answer<bytes::Byt
 pub(crate) fn send_back(st: &Arc<State>, _conn: &Arc<Connection>, req: &RemotingCommand) -> Answer {
     let h = ConsumerSendMsgBackRequestHeader::from_ext(&req.ext).map_err(malformed(req))?;
     let sys_err = |e: crate::BrokerError| refuse(req, ResponseCode::SystemError, e.to_string());
-    let group = lock(&st.groups)
-        .find_or_create(&h.group, st.cfg.auto_create_group, now_ms())
-        .map_err(sys_err)?;
-    let Some(group) = group else {
-        return Err(refuse(
-            req,
-            ResponseCode::SubscriptionGroupNotExist,
-            format!("subscription group not exist, {}", h.group),
-        ));
-    };
+    let group = super::find_group(st, req, &h.group)?;
     let record = original(st, req, h.offset)?;
     let view = RecordView::parse(&record).map_err(|e| {
         refuse(
