@@ -72,6 +72,8 @@ wire_enum! {
         DeleteTopicInBroker = 215,
         DeleteTopicInNamesrv = 216,
         RegisterTopicInNamesrv = 217,
+        ResetConsumerClientOffset = 220,
+        InvokeBrokerToResetOffset = 222,
         GetTopicsByCluster = 224,
         QueryTopicConsumeByWho = 300,
         GetConsumerRunningInfo = 307,

@@ -237,6 +237,23 @@ impl TestClient {
         }
     }
 
+    /// GET_CONSUME_STATS of `group` on `topic`.
+    pub async fn consume_stats(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> catmq_protocol::body::ConsumeStats {
+        let h = catmq_protocol::headers::GetConsumeStatsRequestHeader {
+            consumer_group: group.into(),
+            topic: Some(topic.into()),
+        };
+        let r = self
+            .call(RequestCode::GetConsumeStats, h.to_ext(), Bytes::new())
+            .await;
+        assert_eq!(r.code, 0, "consume stats: {:?}", r.remark);
+        catmq_protocol::body::fastjson::decode("consume stats", &r.body).unwrap()
+    }
+
     /// GET_ROUTEINFO_BY_TOPIC (to a name server): the route, or `None` on TOPIC_NOT_EXIST.
     pub async fn route(&self, topic: &str) -> Option<TopicRouteData> {
         let h = GetRouteInfoRequestHeader {

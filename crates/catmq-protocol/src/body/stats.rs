@@ -93,6 +93,14 @@ pub struct ConsumerConnection {
     pub consume_from_where: ConsumeFromWhere,
 }
 
+/// INVOKE_BROKER_TO_RESET_OFFSET response and RESET_CONSUMER_CLIENT_OFFSET request body: the
+/// new offset of each queue.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResetOffsetBody {
+    pub offset_table: MqMap<i64>,
+}
+
 /// GET_BROKER_RUNTIME_INFO response body: string key → string value.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
