@@ -41,10 +41,27 @@ pub fn broker_config(dir: &Path, namesrv: Option<String>) -> BrokerConfig {
     c
 }
 
-/// Starts a broker on `127.0.0.1:0`.
+/// Starts a broker on `127.0.0.1:0`, and waits until its name servers route to it.
 pub async fn start_broker(cfg: BrokerConfig) -> Broker {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Broker::start(listener, cfg).await.unwrap()
+    let broker = Broker::start(listener, cfg.clone()).await.unwrap();
+    wait_registered(&cfg).await;
+    broker
+}
+
+/// Waits until every name server of `cfg` routes the default topic to its broker.
+pub async fn wait_registered(cfg: &BrokerConfig) {
+    for ns in &cfg.namesrv_addrs {
+        let c = TestClient::connect(ns).await;
+        eventually(Duration::from_secs(10), "broker registration", || async {
+            let r = c.route("TBW102").await?;
+            r.broker_datas
+                .iter()
+                .any(|b| b.broker_name == cfg.broker_name)
+                .then_some(())
+        })
+        .await;
+    }
 }
 
 /// A name server and one broker.
@@ -133,6 +150,7 @@ impl Cluster {
         b.shutdown().await.unwrap();
         let listener = TcpListener::bind(addr).await.unwrap();
         self.broker = Some(Broker::start(listener, self.config.clone()).await.unwrap());
+        wait_registered(&self.config).await;
     }
 }
 

@@ -372,10 +372,15 @@ async fn pull_loop(
         };
         let generation = pq.generation();
         let offset = pq.next_offset();
-        match core
-            .pull(&mq, offset, &sub, Some(LITE_LONG_POLL), None)
-            .await
-        {
+        // A seek, pause or release abandons the outstanding long poll at once.
+        let interrupted = || {
+            pq.generation() != generation || pq.is_paused() || pq.is_dropped() || core.is_stopped()
+        };
+        let pulled = tokio::select! {
+            r = core.pull(&mq, offset, &sub, Some(LITE_LONG_POLL), None) => r,
+            _ = pq.wait_until(LITE_LONG_POLL * 4, interrupted) => continue,
+        };
+        match pulled {
             Ok(p) => {
                 if pq.generation() != generation || pq.is_dropped() {
                     continue;
