@@ -130,11 +130,6 @@ impl Instance {
 }
 
 impl Inner {
-    /// Whether `close` was called.
-    pub(crate) fn is_closed(&self) -> bool {
-        *self.stop.borrow()
-    }
-
     /// A request to the name servers, trying each in turn; the response may carry any code.
     pub(crate) async fn namesrv_request(
         &self,

@@ -12,7 +12,7 @@
 //!
 //! Every call returns a [`ClientError`] that says whether retrying can help.
 
-// pub mod admin;
+pub mod admin;
 mod compress;
 mod config;
 pub mod consumer;
@@ -23,6 +23,7 @@ pub mod producer;
 mod remote;
 mod route;
 
+pub use admin::Admin;
 pub use catmq_protocol::SerializeType;
 pub use compress::Compression;
 pub use config::{split_addrs, ClientConfig};

@@ -25,14 +25,20 @@ async fn poll_n(l: &LitePullConsumer, n: usize) -> Vec<MessageExt> {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + WITHIN;
     while out.len() < n {
-        assert!(tokio::time::Instant::now() < deadline, "polled {} of {n}", out.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "polled {} of {n}",
+            out.len()
+        );
         out.extend(l.poll(Duration::from_millis(500)).await.unwrap());
     }
     out
 }
 
 fn bodies(msgs: &[MessageExt]) -> Vec<String> {
-    msgs.iter().map(|m| String::from_utf8_lossy(m.body()).into_owned()).collect()
+    msgs.iter()
+        .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,13 +47,18 @@ async fn assign_poll_seek_pause_and_manual_commit() {
     let p = producer(&c, "PG").await;
     let q = p.queues("LiteT").await.unwrap()[1].clone();
     for i in 0..10 {
-        p.send_to_queue(Message::new("LiteT", format!("l{i}")), q.clone()).await.unwrap();
+        p.send_to_queue(Message::new("LiteT", format!("l{i}")), q.clone())
+            .await
+            .unwrap();
     }
     let l = lite(&c, "G-lite", None).await;
     l.assign(vec![q.clone()], "*").await.unwrap();
     assert_eq!(l.assignment(), vec![q.clone()]);
     let got = poll_n(&l, 10).await;
-    assert_eq!(bodies(&got), (0..10).map(|i| format!("l{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        bodies(&got),
+        (0..10).map(|i| format!("l{i}")).collect::<Vec<_>>()
+    );
     // Nothing committed yet (manual commit).
     assert_eq!(l.committed(&q).await.unwrap(), None);
     l.commit().await.unwrap();
@@ -60,7 +71,9 @@ async fn assign_poll_seek_pause_and_manual_commit() {
     assert!(l.seek(&q, 99).await.is_err());
     // Paused: nothing arrives; resumed: it does.
     l.pause(std::slice::from_ref(&q));
-    p.send_to_queue(Message::new("LiteT", "late"), q.clone()).await.unwrap();
+    p.send_to_queue(Message::new("LiteT", "late"), q.clone())
+        .await
+        .unwrap();
     assert!(l.poll(Duration::from_millis(300)).await.unwrap().is_empty());
     l.resume(std::slice::from_ref(&q));
     assert_eq!(bodies(&poll_n(&l, 1).await), vec!["late"]);
@@ -76,7 +89,9 @@ async fn subscribe_shares_queues_and_auto_commits() {
     let c = Cluster::start().await;
     let p = producer(&c, "PG").await;
     for i in 0..40 {
-        p.send(Message::new("LiteSubT", format!("s{i}"))).await.unwrap();
+        p.send(Message::new("LiteSubT", format!("s{i}")))
+            .await
+            .unwrap();
     }
     let l = lite(&c, "G-lite-sub", Some(Duration::from_millis(1))).await;
     l.subscribe("LiteSubT", "*").await.unwrap();

@@ -32,7 +32,8 @@ fn listener(
             {
                 let mut l = ledger.lock().unwrap();
                 if let Some(other) = l.active.insert(q, me.to_owned()) {
-                    l.violations.push(format!("queue {q} consumed by {other} and {me} at once"));
+                    l.violations
+                        .push(format!("queue {q} consumed by {other} and {me} at once"));
                 }
             }
             // Give a concurrent consumer of the same queue a chance to show up.
@@ -44,7 +45,8 @@ fn listener(
                 let seq: i64 = seq.parse().unwrap();
                 let prev = l.last.insert(key.to_owned(), seq);
                 if prev.is_some_and(|p| p >= seq) {
-                    l.violations.push(format!("{key}: {seq} after {prev:?} ({me})"));
+                    l.violations
+                        .push(format!("{key}: {seq} after {prev:?} ({me})"));
                 }
                 l.consumed += 1;
                 *l.by.entry(me.to_owned()).or_default() += 1;
@@ -56,7 +58,8 @@ fn listener(
 }
 
 mod futures_like {
-    pub type Boxed = std::pin::Pin<Box<dyn std::future::Future<Output = catmq_client::OrderlyResult> + Send>>;
+    pub type Boxed =
+        std::pin::Pin<Box<dyn std::future::Future<Output = catmq_client::OrderlyResult> + Send>>;
 }
 
 async fn orderly(c: &Cluster, ledger: &Arc<Mutex<Ledger>>, me: &'static str) -> PushConsumer {
@@ -91,19 +94,32 @@ async fn a_rebalance_keeps_every_queue_in_order_and_single_consumer() {
     send_round(0, 10).await;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let a = orderly(&c, &ledger, "A").await;
-    eventually(WITHIN, "A consuming", || async { (ledger.lock().unwrap().consumed >= 50).then_some(()) }).await;
+    eventually(WITHIN, "A consuming", || async {
+        (ledger.lock().unwrap().consumed >= 50).then_some(())
+    })
+    .await;
     // B joins mid-stream while messages keep coming.
     let sending = tokio::spawn(send_round(10, 40));
     let b = orderly(&c, &ledger, "B").await;
     sending.await.unwrap();
     let total = 40 * keys as usize;
-    eventually(WITHIN, "everything consumed", || async { (ledger.lock().unwrap().last.values().all(|s| *s == 39) && ledger.lock().unwrap().last.len() == keys as usize).then_some(()) }).await;
-    eventually(WITHIN, "both members hold queues", || async { (!a.assignment().is_empty() && !b.assignment().is_empty()).then_some(()) }).await;
-    let l = ledger.lock().unwrap();
-    assert!(l.violations.is_empty(), "{:?}", l.violations);
-    assert_eq!(l.consumed, total, "no message twice, none lost");
-    assert!(l.by.get("B").copied().unwrap_or(0) > 0, "B consumed nothing: {:?}", l.by);
-    drop(l);
+    eventually(WITHIN, "everything consumed", || async {
+        let l = ledger.lock().unwrap();
+        let done = l.last.len() == keys as usize && l.last.values().all(|s| *s == 39);
+        done.then_some(())
+    })
+    .await;
+    eventually(WITHIN, "both members hold queues", || async {
+        (!a.assignment().is_empty() && !b.assignment().is_empty()).then_some(())
+    })
+    .await;
+    {
+        let l = ledger.lock().unwrap();
+        assert!(l.violations.is_empty(), "{:?}", l.violations);
+        assert_eq!(l.consumed, total, "no message twice, none lost");
+        let by_b = l.by.get("B").copied().unwrap_or(0);
+        assert!(by_b > 0, "B consumed nothing: {:?}", l.by);
+    }
     let (qa, qb) = (a.assignment(), b.assignment());
     assert!(qa.iter().all(|q| !qb.contains(q)), "{qa:?} / {qb:?}");
     a.shutdown().await;
@@ -122,7 +138,10 @@ async fn a_send_fails_over_to_the_second_broker() {
     // Both brokers learn the topic (the provisional route spans both).
     let mut brokers = std::collections::HashSet::new();
     for i in 0..16 {
-        let r = p.send(Message::new("FailT", format!("warm{i}"))).await.unwrap();
+        let r = p
+            .send(Message::new("FailT", format!("warm{i}")))
+            .await
+            .unwrap();
         brokers.insert(r.queue.broker_name);
     }
     assert_eq!(brokers.len(), 2, "{brokers:?}");
@@ -131,7 +150,10 @@ async fn a_send_fails_over_to_the_second_broker() {
     a.shutdown().await.unwrap();
     // broker-a is gone: every send still succeeds, on broker-b.
     for i in 0..10 {
-        let r = p.send(Message::new("FailT", format!("after{i}"))).await.unwrap();
+        let r = p
+            .send(Message::new("FailT", format!("after{i}")))
+            .await
+            .unwrap();
         assert_eq!(r.queue.broker_name, "broker-b");
     }
     b.shutdown().await.unwrap();

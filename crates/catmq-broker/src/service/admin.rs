@@ -175,7 +175,7 @@ fn get_group(st: &State, req: &RemotingCommand) -> Answer {
     }
 }
 
-fn mq(st: &State, topic: &str, queue_id: i32) -> MessageQueue {
+pub(crate) fn mq(st: &State, topic: &str, queue_id: i32) -> MessageQueue {
     MessageQueue {
         broker_name: st.cfg.broker_name.clone(),
         queue_id,
@@ -183,7 +183,7 @@ fn mq(st: &State, topic: &str, queue_id: i32) -> MessageQueue {
     }
 }
 
-fn queue_count(st: &State, topic: &str) -> Option<i32> {
+pub(crate) fn queue_count(st: &State, topic: &str) -> Option<i32> {
     lock(&st.topics)
         .get(topic)
         .map(|c| c.read_queue_nums.max(c.write_queue_nums))

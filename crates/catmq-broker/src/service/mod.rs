@@ -4,6 +4,7 @@ mod admin;
 mod consumer;
 mod pull;
 mod query;
+mod reset;
 mod send;
 mod sendback;
 
@@ -115,6 +116,7 @@ impl Service {
             C::ConsumerSendMsgBack => sendback::send_back(st, conn, req),
             C::ViewMessageById => query::view(st, req),
             C::QueryMessage => query::query(st, req),
+            C::InvokeBrokerToResetOffset => reset::reset_offset(st, req),
             _ => admin::dispatch(st, req, code),
         }
     }

@@ -152,53 +152,16 @@ impl Core {
         commit: Option<i64>,
     ) -> Result<Pulled> {
         let addr = self.addr(mq).await?;
-        let mut flags = PULL_SUBSCRIPTION;
-        if suspend.is_some() {
-            flags |= PULL_SUSPEND;
-        }
-        let commit = commit.filter(|c| *c > 0 && self.clustering());
-        if commit.is_some() {
-            flags |= PULL_COMMIT_OFFSET;
-        }
-        let h = PullMessageRequestHeader {
-            consumer_group: self.group.clone(),
-            topic: mq.topic.clone(),
-            queue_id: mq.queue_id,
-            queue_offset: offset,
-            max_msg_nums: self.opts.pull_batch_size,
-            sys_flag: flags,
-            commit_offset: Some(commit.unwrap_or(0)),
-            suspend_timeout_millis: Some(suspend.map_or(0, |d| d.as_millis() as i64)),
-            subscription: Some(sub.expr.clone()),
-            sub_version: Some(sub.version),
-            expression_type: Some("TAG".into()),
-            max_msg_bytes: None,
+        let spec = PullSpec {
+            group: &self.group,
+            mq,
+            offset,
+            max: self.opts.pull_batch_size,
+            sub,
+            suspend,
+            commit: commit.filter(|c| *c > 0 && self.clustering()),
         };
-        let timeout = suspend.map_or(self.instance.cfg.request_timeout, |s| {
-            s + Duration::from_secs(15)
-        });
-        let cmd =
-            RemotingCommand::request(RequestCode::PullMessage.as_i32(), h.to_ext(), Bytes::new());
-        let r = self.instance.remote.request(&addr, cmd, timeout).await?;
-        let status = match ResponseCode::from_i32(r.code) {
-            Some(ResponseCode::Success) => PullStatus::Found,
-            Some(ResponseCode::PullNotFound) => PullStatus::NoNew,
-            Some(ResponseCode::PullRetryImmediately) => PullStatus::NoMatched,
-            Some(ResponseCode::PullOffsetMoved) => PullStatus::OffsetMoved,
-            _ => return Err(ClientError::refused(&addr, &r)),
-        };
-        let rh = PullMessageResponseHeader::from_ext(&r.ext)
-            .map_err(|e| ClientError::decode(&addr, e))?;
-        let msgs = if status == PullStatus::Found {
-            decode_records(r.body, mq, sub, &addr)?
-        } else {
-            Vec::new()
-        };
-        Ok(Pulled {
-            status,
-            next: rh.next_begin_offset,
-            msgs,
-        })
+        pull_queue(&self.instance, &addr, &spec).await
     }
 
     /// Sends a failed message back to the broker: to the retry topic, or to the dead-letter
@@ -416,28 +379,93 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Splits, decodes and filters the records of a FOUND pull. Retried messages get their
 /// original topic back.
 fn decode_records(
-    mut body: Bytes,
+    body: Bytes,
     mq: &MessageQueue,
     sub: &Subscription,
     addr: &str,
 ) -> Result<Vec<MessageExt>> {
-    let mut out = Vec::new();
-    while !body.is_empty() {
-        let size = catmq_common::RecordView::parse(&body)
-            .map_err(|e| ClientError::decode(addr, e))?
-            .total_size();
-        let record = body.split_to(size.min(body.len()));
-        let mut m = MessageExt::decode(&record, &mq.broker_name, addr)?;
-        if !sub.matches(m.tags()) {
-            continue;
-        }
+    let mut out = decode_all(body, &mq.broker_name, addr)?;
+    out.retain(|m| sub.matches(m.tags()));
+    for m in &mut out {
         if mq.topic.starts_with(RETRY_PREFIX) {
             if let Some(t) = m.message.properties.get(properties::RETRY_TOPIC).cloned() {
                 m.message.topic = t;
             }
         }
         m.queue = mq.clone();
-        out.push(m);
+    }
+    Ok(out)
+}
+
+/// What to pull.
+pub(crate) struct PullSpec<'a> {
+    pub(crate) group: &'a str,
+    pub(crate) mq: &'a MessageQueue,
+    pub(crate) offset: i64,
+    pub(crate) max: i32,
+    pub(crate) sub: &'a Subscription,
+    pub(crate) suspend: Option<Duration>,
+    pub(crate) commit: Option<i64>,
+}
+
+/// One PULL_MESSAGE to `addr`.
+pub(crate) async fn pull_queue(inst: &Instance, addr: &str, p: &PullSpec<'_>) -> Result<Pulled> {
+    let mut flags = PULL_SUBSCRIPTION;
+    if p.suspend.is_some() {
+        flags |= PULL_SUSPEND;
+    }
+    if p.commit.is_some() {
+        flags |= PULL_COMMIT_OFFSET;
+    }
+    let h = PullMessageRequestHeader {
+        consumer_group: p.group.to_owned(),
+        topic: p.mq.topic.clone(),
+        queue_id: p.mq.queue_id,
+        queue_offset: p.offset,
+        max_msg_nums: p.max,
+        sys_flag: flags,
+        commit_offset: Some(p.commit.unwrap_or(0)),
+        suspend_timeout_millis: Some(p.suspend.map_or(0, |d| d.as_millis() as i64)),
+        subscription: Some(p.sub.expr.clone()),
+        sub_version: Some(p.sub.version),
+        expression_type: Some("TAG".into()),
+        max_msg_bytes: None,
+    };
+    let timeout = p
+        .suspend
+        .map_or(inst.cfg.request_timeout, |s| s + Duration::from_secs(15));
+    let cmd = RemotingCommand::request(RequestCode::PullMessage.as_i32(), h.to_ext(), Bytes::new());
+    let r = inst.remote.request(addr, cmd, timeout).await?;
+    let status = match ResponseCode::from_i32(r.code) {
+        Some(ResponseCode::Success) => PullStatus::Found,
+        Some(ResponseCode::PullNotFound) => PullStatus::NoNew,
+        Some(ResponseCode::PullRetryImmediately) => PullStatus::NoMatched,
+        Some(ResponseCode::PullOffsetMoved) => PullStatus::OffsetMoved,
+        _ => return Err(ClientError::refused(addr, &r)),
+    };
+    let rh =
+        PullMessageResponseHeader::from_ext(&r.ext).map_err(|e| ClientError::decode(addr, e))?;
+    let msgs = if status == PullStatus::Found {
+        decode_records(r.body, p.mq, p.sub, addr)?
+    } else {
+        Vec::new()
+    };
+    Ok(Pulled {
+        status,
+        next: rh.next_begin_offset,
+        msgs,
+    })
+}
+
+/// Splits concatenated stored records (a QUERY_MESSAGE body) into messages of `broker`.
+pub(crate) fn decode_all(mut body: Bytes, broker: &str, addr: &str) -> Result<Vec<MessageExt>> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let size = catmq_common::RecordView::parse(&body)
+            .map_err(|e| ClientError::decode(addr, e))?
+            .total_size();
+        let record = body.split_to(size.min(body.len()));
+        out.push(MessageExt::decode(&record, broker, addr)?);
     }
     Ok(out)
 }

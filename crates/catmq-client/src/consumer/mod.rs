@@ -3,7 +3,7 @@
 
 mod allocate;
 mod concurrent;
-mod core;
+pub(crate) mod core;
 mod lite;
 mod offsets;
 mod orderly;

@@ -84,13 +84,13 @@ pub(crate) async fn run_queue(
         let ok = result == Some(OrderlyResult::Success);
         core.hooks_after(&ctx, &msgs, ok);
         drop(permit);
-        if pq.is_dropped() {
-            // Released meanwhile: the next holder starts at the committed offset.
-            return;
-        }
+        // Still under the consume lock: a release waits for this commit, so the member that
+        // takes the queue over starts right after the last message consumed here.
         let suspend = if ok {
             commit(&core, &mq, &pq);
             false
+        } else if pq.is_dropped() {
+            return;
         } else {
             failed(&core, &mq, &pq, &msgs).await
         };
