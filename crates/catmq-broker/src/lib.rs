@@ -121,8 +121,9 @@ impl Broker {
             path: state.cfg.data_dir.clone(),
             source,
         })?;
+        let links = register::first(&state).await;
         let tasks = vec![
-            tokio::spawn(register::run(state.clone())),
+            tokio::spawn(register::run(state.clone(), links)),
             tokio::spawn(schedule::run(state.clone())),
             tokio::spawn(housekeeping(state.clone())),
         ];

@@ -23,7 +23,7 @@ impl Handler for NoRequests {
 
 /// Open connections to the name servers, by address.
 #[derive(Default)]
-struct Links(HashMap<String, Arc<Connection>>);
+pub(crate) struct Links(HashMap<String, Arc<Connection>>);
 
 impl Links {
     async fn get(&mut self, st: &State, addr: &str) -> Result<Arc<Connection>, RemotingError> {
@@ -119,19 +119,29 @@ async fn unregister_all(st: &State, links: &mut Links) {
 }
 
 /// The registration task: runs until shutdown, then unregisters.
-pub(crate) async fn run(st: Arc<State>) {
+/// Registers once with every name server (so a started broker is routable at once), and
+/// returns the connections for [`run`].
+pub(crate) async fn first(st: &State) -> Links {
+    let mut links = Links::default();
+    if !st.cfg.namesrv_addrs.is_empty() {
+        register_all(st, &mut links).await;
+    }
+    links
+}
+
+/// Registers again every `register_interval` and when topics change; unregisters at shutdown.
+pub(crate) async fn run(st: Arc<State>, mut links: Links) {
     if st.cfg.namesrv_addrs.is_empty() {
         return;
     }
-    let mut links = Links::default();
     let mut shutdown = st.shutdown.subscribe();
     loop {
-        register_all(&st, &mut links).await;
         tokio::select! {
             _ = st.register_wake.notified() => {}
             _ = tokio::time::sleep(st.cfg.register_interval) => {}
             _ = shutdown.changed() => break,
         }
+        register_all(&st, &mut links).await;
     }
     unregister_all(&st, &mut links).await;
     links.close();

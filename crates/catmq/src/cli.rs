@@ -6,6 +6,10 @@
 //! catmq server [flags]               name server + broker in one process
 //! catmq namesrv [flags]              name server alone
 //! catmq broker --namesrv ADDR        broker alone
+//! catmq produce -t TOPIC [MSG...]   send messages (or stdin lines)
+//! catmq consume -t TOPIC -g GROUP    print messages; commits what it printed
+//! catmq admin <topic|group|consumers|message|reset-offset|cluster> ...
+//! catmq bench produce|consume|e2e    benchmarks over the wire against a running cluster
 //! catmq bench store [flags]          storage benchmark over FileStore (no network)
 //! catmq store verify --dir PATH      open (recover) a store and read every queue
 //! catmq store dump --dir PATH ...    print one queue's messages
@@ -33,6 +37,12 @@ pub enum Command {
     Namesrv(ServerArgs),
     /// Run a broker alone, registering with `--namesrv`.
     Broker(ServerArgs),
+    /// Send messages (arguments, or stdin one per line).
+    Produce(crate::tools::produce::ProduceArgs),
+    /// Print a topic's messages as a member of a group.
+    Consume(crate::tools::consume::ConsumeArgs),
+    /// Administer the cluster: topics, groups, offsets, messages.
+    Admin(crate::tools::admin::AdminArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod server;
 mod store_tool;
+mod tools;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(args) => server::run(server::Role::All, &args),
         Command::Namesrv(args) => server::run(server::Role::Namesrv, &args),
         Command::Broker(args) => server::run(server::Role::Broker, &args),
+        Command::Produce(args) => tools::produce::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Consume(args) => tools::consume::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Admin(args) => tools::admin::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Store(cmd) => store_tool::run(cmd),
     }

@@ -1,0 +1,146 @@
+//! End-to-end: `catmq produce`, `catmq consume` and `catmq admin` against a real `catmq server`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::Proc;
+
+fn catmq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_catmq"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run catmq")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = catmq(args);
+    assert!(
+        out.status.success(),
+        "catmq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn produce_consume_and_admin_lag_reaches_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Proc::server(dir.path(), &[]);
+    let ns = server.namesrv.clone().unwrap();
+    let n = ns.as_str();
+    let out = ok(&[
+        "produce",
+        "-n",
+        n,
+        "-t",
+        "CliT",
+        "--tags",
+        "TagA",
+        "--keys",
+        "k1",
+        "-p",
+        "color=red",
+        "one",
+        "two",
+        "three",
+    ]);
+    let sent: Vec<&str> = out.lines().filter(|l| l.starts_with("msgId=")).collect();
+    assert_eq!(sent.len(), 3, "{out}");
+    assert!(out.contains("sent 3 messages"), "{out}");
+    let offset_id = sent[0]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("offsetMsgId="))
+        .unwrap()
+        .to_owned();
+
+    let out = ok(&[
+        "consume", "-n", n, "-t", "CliT", "-g", "CliG", "--from", "first", "--count", "3",
+        "--format", "json",
+    ]);
+    let mut bodies: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, vec!["one", "three", "two"]);
+    assert!(out.contains("\"color\":\"red\""), "{out}");
+
+    let out = ok(&[
+        "admin", "-n", n, "group", "progress", "-g", "CliG", "-t", "CliT",
+    ]);
+    assert!(out.contains("total lag: 0"), "{out}");
+    // A second consume of the same group has nothing left: offsets were committed.
+    ok(&["produce", "-n", n, "-t", "CliT", "four"]);
+    let out = ok(&[
+        "consume", "-n", n, "-t", "CliT", "-g", "CliG", "--count", "1",
+    ]);
+    assert!(out.contains("body=four"), "{out}");
+
+    assert!(ok(&["admin", "-n", n, "topic", "list"])
+        .lines()
+        .any(|l| l == "CliT"));
+    assert!(ok(&["admin", "-n", n, "topic", "status", "-t", "CliT"]).contains("maxOffset"));
+    assert!(ok(&["admin", "-n", n, "message", "id", "--id", &offset_id]).contains("body=one"));
+    assert!(
+        ok(&["admin", "-n", n, "message", "key", "-t", "CliT", "--key", "k1"]).contains("keys=k1")
+    );
+    assert!(ok(&["admin", "-n", n, "cluster"]).contains("broker=broker-a"));
+    ok(&[
+        "admin", "-n", n, "topic", "create", "-t", "CliNew", "--queues", "2",
+    ]);
+    assert!(
+        ok(&["admin", "-n", n, "topic", "route", "-t", "CliNew"]).contains("\"writeQueueNums\": 2")
+    );
+    let out = ok(&[
+        "admin",
+        "-n",
+        n,
+        "reset-offset",
+        "-g",
+        "CliG",
+        "-t",
+        "CliT",
+        "--timestamp",
+        "0",
+    ]);
+    assert!(out.contains("-> 0"), "{out}");
+    assert!(
+        ok(&["admin", "-n", n, "group", "progress", "-g", "CliG", "-t", "CliT"])
+            .contains("total lag: 4")
+    );
+    let (exited, stopped) = server.terminate();
+    assert!(exited && stopped);
+}
+
+#[test]
+fn errors_are_one_line_and_a_non_zero_exit() {
+    let out = catmq(&[
+        "admin",
+        "-n",
+        "127.0.0.1:1",
+        "topic",
+        "list",
+        "--timeout-ms",
+        "500",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("127.0.0.1:1"),
+        "{err}"
+    );
+    let out = catmq(&["produce", "-n", "127.0.0.1:1", "-t", "bad topic!", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid"));
+}
