@@ -49,15 +49,22 @@ pub async fn start_broker(cfg: BrokerConfig) -> Broker {
     broker
 }
 
-/// Waits until every name server of `cfg` routes the default topic to its broker.
+/// Waits until every name server of `cfg` lists its broker.
 pub async fn wait_registered(cfg: &BrokerConfig) {
     for ns in &cfg.namesrv_addrs {
         let c = TestClient::connect(ns).await;
         eventually(Duration::from_secs(10), "broker registration", || async {
-            let r = c.route("TBW102").await?;
-            r.broker_datas
-                .iter()
-                .any(|b| b.broker_name == cfg.broker_name)
+            let r = c
+                .call(
+                    catmq_protocol::RequestCode::GetBrokerClusterInfo,
+                    catmq_protocol::ExtFields::new(),
+                    bytes::Bytes::new(),
+                )
+                .await;
+            let info: catmq_protocol::body::ClusterInfo =
+                catmq_protocol::body::decode("cluster info", &r.body).ok()?;
+            info.broker_addr_table
+                .contains_key(&cfg.broker_name)
                 .then_some(())
         })
         .await;

@@ -85,6 +85,12 @@ pub struct ServerArgs {
 pub enum BenchCommand {
     /// Storage benchmark: appends, reads, key lookups or recovery on FileStore directly.
     Store(StoreBenchArgs),
+    /// Send messages to a running cluster as fast as possible (or at `--rate`).
+    Produce(crate::bench::net::NetArgs),
+    /// Consume a topic's backlog from the start with a push consumer.
+    Consume(crate::bench::net::NetArgs),
+    /// A consumer plus producers at `--rate`: send and send-to-listener latency.
+    E2e(crate::bench::net::NetArgs),
     /// Internal: the append phase of `bench store --mode recovery`, run in a child process that
     /// the parent kills with SIGKILL once it prints "done".
     #[command(hide = true)]

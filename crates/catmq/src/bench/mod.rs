@@ -1,6 +1,7 @@
-//! `catmq bench ...`: benchmarks. `store` drives the storage engine directly; the network
-//! benchmarks (`produce`, `consume`) come with the broker.
+//! `catmq bench ...`: benchmarks. `store` drives the storage engine directly; `produce`, `consume`
+//! and `e2e` drive a running cluster over the wire with `catmq-client`.
 
+pub mod net;
 pub mod report;
 pub mod store;
 
@@ -14,6 +15,9 @@ use crate::cli::BenchCommand;
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Store(args) => store::run(&args),
+        BenchCommand::Produce(args) => net::run_produce(args),
+        BenchCommand::Consume(args) => net::run_consume(args),
+        BenchCommand::E2e(args) => net::run_e2e(args),
         BenchCommand::StoreChild(args) => store::child_main(&args).map(|()| ExitCode::SUCCESS),
     }
 }
