@@ -85,11 +85,19 @@ fn produce_consume_and_admin_lag_reaches_zero() {
     ]);
     assert!(out.contains("body=four"), "{out}");
 
+    admin_verbs(n, &offset_id);
+    let (exited, stopped) = server.terminate();
+    assert!(exited && stopped);
+}
+
+/// The admin verbs against a cluster where CliT holds one, two, three, four and group CliG
+/// consumed them all.
+fn admin_verbs(n: &str, offset_id: &str) {
     assert!(ok(&["admin", "-n", n, "topic", "list"])
         .lines()
         .any(|l| l == "CliT"));
     assert!(ok(&["admin", "-n", n, "topic", "status", "-t", "CliT"]).contains("maxOffset"));
-    assert!(ok(&["admin", "-n", n, "message", "id", "--id", &offset_id]).contains("body=one"));
+    assert!(ok(&["admin", "-n", n, "message", "id", "--id", offset_id]).contains("body=one"));
     assert!(
         ok(&["admin", "-n", n, "message", "key", "-t", "CliT", "--key", "k1"]).contains("keys=k1")
     );
@@ -117,8 +125,6 @@ fn produce_consume_and_admin_lag_reaches_zero() {
         ok(&["admin", "-n", n, "group", "progress", "-g", "CliG", "-t", "CliT"])
             .contains("total lag: 4")
     );
-    let (exited, stopped) = server.terminate();
-    assert!(exited && stopped);
 }
 
 #[test]
