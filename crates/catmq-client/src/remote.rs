@@ -63,7 +63,10 @@ impl Remote {
 
     fn slot(&self, addr: &str) -> Arc<Slot> {
         match self.slots.lock() {
-            Ok(mut m) => m.entry(addr.to_owned()).or_default().clone(),
+            Ok(mut m) => match m.get(addr) {
+                Some(s) => s.clone(),
+                None => m.entry(addr.to_owned()).or_default().clone(),
+            },
             Err(_) => Arc::new(Slot::default()),
         }
     }
@@ -92,6 +95,12 @@ impl Remote {
         )
         .await;
         let err = match res {
+            // Dialling a local port nobody listens on can connect the socket to itself (TCP
+            // simultaneous open); that is no broker.
+            Ok(Ok(c)) if c.local() == c.peer() => {
+                c.close();
+                connect_error(addr, "connected to itself: nothing listens there".into())
+            }
             Ok(Ok(c)) => {
                 *backoff = Backoff::default();
                 slot.set(Some(c.clone()));

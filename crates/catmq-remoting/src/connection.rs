@@ -276,11 +276,17 @@ impl Connection {
     }
 }
 
+/// Frames written together in one vectored write, at most.
+const WRITE_BATCH_FRAMES: usize = 64;
+/// Bytes gathered for one vectored write, at most (a larger frame still goes whole).
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+
 async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     mut close: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut parts: Vec<Bytes> = Vec::new();
     loop {
         let out = tokio::select! {
             biased;
@@ -288,30 +294,63 @@ async fn write_loop(
             _ = close.wait_for(|c| *c) => None,
         };
         let Some(out) = out else { break };
-        if write_one(&mut wr, &out).await.is_err() {
+        // Whatever else is queued goes out in the same write: one syscall for many frames.
+        gather(out, &mut rx, &mut parts);
+        if write_parts(&mut wr, &mut parts).await.is_err() {
             return;
-        }
-        // Write whatever else is queued before waiting again.
-        while let Ok(more) = rx.try_recv() {
-            if write_one(&mut wr, &more).await.is_err() {
-                return;
-            }
         }
     }
     // Closing: what was queued before the close (an error reply to a bad frame) still goes out.
     while let Ok(more) = rx.try_recv() {
-        if write_one(&mut wr, &more).await.is_err() {
+        gather(more, &mut rx, &mut parts);
+        if write_parts(&mut wr, &mut parts).await.is_err() {
             return;
         }
     }
     let _ = wr.shutdown().await;
 }
 
-async fn write_one(wr: &mut OwnedWriteHalf, out: &Outgoing) -> std::io::Result<()> {
-    wr.write_all(&out.head).await?;
-    for c in &out.chunks {
-        wr.write_all(c).await?;
+/// Collects `first` and the frames queued behind it (within the batch limits) as byte parts.
+fn gather(first: Outgoing, rx: &mut mpsc::Receiver<Outgoing>, parts: &mut Vec<Bytes>) {
+    let mut frames = 0;
+    let mut bytes = 0;
+    let mut next = Some(first);
+    while let Some(o) = next.take() {
+        bytes += o.head.len() + o.chunks.iter().map(Bytes::len).sum::<usize>();
+        frames += 1;
+        parts.push(o.head);
+        parts.extend(o.chunks.into_iter().filter(|c| !c.is_empty()));
+        if frames < WRITE_BATCH_FRAMES && bytes < WRITE_BATCH_BYTES {
+            next = rx.try_recv().ok();
+        }
     }
+}
+
+/// Writes every part, in order, with vectored writes; empties `parts`.
+async fn write_parts(wr: &mut OwnedWriteHalf, parts: &mut Vec<Bytes>) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts[first..]
+            .iter()
+            .take(256)
+            .map(|b| std::io::IoSlice::new(b))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && first < parts.len() {
+            let len = parts[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                let _ = parts[first].split_to(n);
+                n = 0;
+            }
+        }
+    }
+    parts.clear();
     Ok(())
 }
 

@@ -155,7 +155,11 @@ impl Cluster {
         let b = self.broker.take().expect("broker is running");
         let addr = b.local_addr();
         b.shutdown().await.unwrap();
-        let listener = TcpListener::bind(addr).await.unwrap();
+        // A client redialling meanwhile may briefly hold the port (a self-connected socket).
+        let listener = eventually(Duration::from_secs(10), "the broker's port", || async {
+            TcpListener::bind(addr).await.ok()
+        })
+        .await;
         self.broker = Some(Broker::start(listener, self.config.clone()).await.unwrap());
         wait_registered(&self.config).await;
     }
