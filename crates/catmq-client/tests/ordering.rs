@@ -134,8 +134,24 @@ async fn a_send_fails_over_to_the_second_broker() {
     let mut cfg = broker_config(dir.path(), Some(c.namesrv_addr()));
     cfg.broker_name = "broker-b".into();
     let b = start_broker(cfg).await;
+    let admin = catmq_client::Admin::connect(catmq_client::ClientConfig::new(&c.namesrv_addr()))
+        .await
+        .unwrap();
+    let cfg = catmq_protocol::body::TopicConfig {
+        topic_name: "FailT".into(),
+        read_queue_nums: 4,
+        write_queue_nums: 4,
+        perm: catmq_protocol::body::perm::READ_WRITE,
+        ..Default::default()
+    };
+    assert_eq!(admin.create_topic(None, &cfg).await.unwrap().len(), 2);
+    eventually(WITHIN, "the topic on both brokers", || async {
+        let r = admin.route("FailT").await.ok()?;
+        (r.brokers.len() == 2).then_some(())
+    })
+    .await;
     let p = producer(&c, "PG").await;
-    // Both brokers learn the topic (the provisional route spans both).
+    // Sends spread over both brokers.
     let mut brokers = std::collections::HashSet::new();
     for i in 0..16 {
         let r = p
