@@ -60,6 +60,40 @@ pub fn split_addrs(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// The setters every builder shares: name servers, client settings and its own options; with
+/// `consumer`, also where a new group starts.
+macro_rules! builder_settings {
+    ($opts:ty) => {
+        /// Name servers (`"host:port;host:port"`).
+        pub fn namesrv(mut self, addrs: &str) -> Self {
+            self.config.namesrv_addrs = $crate::split_addrs(addrs);
+            self
+        }
+
+        /// All client settings.
+        pub fn config(mut self, config: $crate::ClientConfig) -> Self {
+            self.config = config;
+            self
+        }
+
+        /// All of this builder's own settings.
+        pub fn options(mut self, opts: $opts) -> Self {
+            self.opts = opts;
+            self
+        }
+    };
+    ($opts:ty, consumer) => {
+        $crate::config::builder_settings!($opts);
+
+        /// Where a group with no committed offset starts.
+        pub fn consume_from(mut self, from: $crate::ConsumeFrom) -> Self {
+            self.opts.consume_from = from;
+            self
+        }
+    };
+}
+pub(crate) use builder_settings;
+
 static INSTANCE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A per-process unique instance name: `pid#n`.

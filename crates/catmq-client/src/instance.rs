@@ -130,6 +130,30 @@ impl Instance {
 }
 
 impl Inner {
+    /// A request to `addr` with the configured timeout; only a success is `Ok`.
+    pub(crate) async fn call(
+        &self,
+        addr: &str,
+        code: RequestCode,
+        ext: ExtFields,
+        body: Bytes,
+    ) -> Result<RemotingCommand> {
+        self.remote
+            .call(addr, code, ext, body, self.cfg.request_timeout)
+            .await
+    }
+
+    /// A request to `addr` with the configured timeout; the response may carry any code.
+    pub(crate) async fn request(
+        &self,
+        addr: &str,
+        cmd: RemotingCommand,
+    ) -> Result<RemotingCommand> {
+        self.remote
+            .request(addr, cmd, self.cfg.request_timeout)
+            .await
+    }
+
     /// A request to the name servers, trying each in turn; the response may carry any code.
     pub(crate) async fn namesrv_request(
         &self,
@@ -143,11 +167,7 @@ impl Inner {
         for i in 0..addrs.len() {
             let idx = (start + i) % addrs.len();
             let cmd = RemotingCommand::request(code.as_i32(), ext.clone(), body.clone());
-            match self
-                .remote
-                .request(&addrs[idx], cmd, self.cfg.request_timeout)
-                .await
-            {
+            match self.request(&addrs[idx], cmd).await {
                 Ok(r) => {
                     self.next_namesrv.store(idx, Ordering::Relaxed);
                     return Ok(r);
@@ -241,10 +261,11 @@ impl Inner {
         default_topic: &str,
         queue_nums: i32,
     ) -> Result<Arc<Route>> {
-        self.note_producer_topic(topic);
         if let Some(r) = self.cached_route(topic) {
             return Ok(r);
         }
+        // First use (or after a forget): keep this topic's route fresh from now on.
+        self.note_producer_topic(topic);
         if let Some(data) = self.fetch_route(topic).await? {
             return Ok(self.store_route(topic, Route::new(topic, data), false));
         }
@@ -270,9 +291,7 @@ impl Inner {
 
     fn note_producer_topic(&self, topic: &str) {
         if let Ok(mut m) = self.members.lock() {
-            if !m.producer_topics.contains(topic) {
-                m.producer_topics.insert(topic.to_owned());
-            }
+            m.producer_topics.insert(topic.to_owned());
         }
     }
 
@@ -388,13 +407,11 @@ impl Inner {
         let body = body::encode(&data);
         for addr in self.broker_addrs() {
             let r = self
-                .remote
                 .call(
                     &addr,
                     RequestCode::HeartBeat,
                     ExtFields::new(),
                     body.clone(),
-                    self.cfg.request_timeout,
                 )
                 .await;
             if let Err(e) = r {
@@ -424,13 +441,11 @@ impl Inner {
         };
         for addr in self.broker_addrs() {
             let r = self
-                .remote
                 .call(
                     &addr,
                     RequestCode::UnregisterClient,
                     h.to_ext(),
                     Bytes::new(),
-                    self.cfg.request_timeout,
                 )
                 .await;
             if let Err(e) = r {

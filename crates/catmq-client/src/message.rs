@@ -261,6 +261,18 @@ pub(crate) fn new_uniq_id(ip: std::net::IpAddr) -> String {
     )
 }
 
+/// Queues 0..n of topic `T` on broker `b`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_queues(n: i32) -> Vec<MessageQueue> {
+    (0..n)
+        .map(|i| MessageQueue {
+            topic: "T".into(),
+            broker_name: "b".into(),
+            queue_id: i,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,11 +107,7 @@ impl Admin {
                 h.to_ext(),
                 Bytes::new(),
             );
-            let r = self
-                .instance
-                .remote
-                .request(addr, cmd, self.instance.cfg.request_timeout)
-                .await?;
+            let r = self.instance.request(addr, cmd).await?;
             match ResponseCode::from_i32(r.code) {
                 Some(ResponseCode::Success) => out.extend(decode_all(r.body, name, addr)?),
                 Some(ResponseCode::QueryNotFound) => {}

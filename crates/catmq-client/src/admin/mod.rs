@@ -52,17 +52,7 @@ impl Admin {
     }
 
     async fn call(&self, addr: &str, code: RequestCode, ext: ExtFields) -> Result<Bytes> {
-        let r = self
-            .instance
-            .remote
-            .call(
-                addr,
-                code,
-                ext,
-                Bytes::new(),
-                self.instance.cfg.request_timeout,
-            )
-            .await?;
+        let r = self.instance.call(addr, code, ext, Bytes::new()).await?;
         Ok(r.body)
     }
 
@@ -222,13 +212,11 @@ impl Admin {
         let body = body::encode(cfg);
         for b in &brokers {
             self.instance
-                .remote
                 .call(
                     &b.addr,
                     RequestCode::UpdateAndCreateSubscriptionGroup,
                     ExtFields::new(),
                     body.clone(),
-                    self.instance.cfg.request_timeout,
                 )
                 .await?;
         }
@@ -277,7 +265,6 @@ impl Admin {
         for b in self.brokers(None).await? {
             let r = self
                 .instance
-                .remote
                 .request(
                     &b.addr,
                     catmq_protocol::RemotingCommand::request(
@@ -285,7 +272,6 @@ impl Admin {
                         h.to_ext(),
                         Bytes::new(),
                     ),
-                    self.instance.cfg.request_timeout,
                 )
                 .await?;
             if r.code == ResponseCode::SubscriptionGroupNotExist.as_i32()

@@ -147,16 +147,7 @@ impl AllocateStrategy for ByConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn queues(n: i32) -> Vec<MessageQueue> {
-        (0..n)
-            .map(|i| MessageQueue {
-                topic: "T".into(),
-                broker_name: "b".into(),
-                queue_id: i,
-            })
-            .collect()
-    }
+    use crate::message::test_queues;
 
     fn ids(v: &[MessageQueue]) -> Vec<i32> {
         v.iter().map(|q| q.queue_id).collect()
@@ -168,7 +159,7 @@ mod tests {
 
     /// Every strategy gives each queue to exactly one consumer.
     fn covers_once(s: &dyn AllocateStrategy, q: usize, c: usize) {
-        let qs = queues(q as i32);
+        let qs = test_queues(q as i32);
         let cs = cids(c);
         let mut all: Vec<i32> = cs
             .iter()
@@ -191,14 +182,25 @@ mod tests {
             covers_once(&ConsistentHash::default(), q, c);
         }
         let cs = cids(3);
-        assert_eq!(ids(&Average.allocate("c0", &queues(8), &cs)), vec![0, 1, 2]);
-        assert_eq!(ids(&Average.allocate("c2", &queues(8), &cs)), vec![6, 7]);
         assert_eq!(
-            ids(&AverageByCircle.allocate("c1", &queues(8), &cs)),
+            ids(&Average.allocate("c0", &test_queues(8), &cs)),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            ids(&Average.allocate("c2", &test_queues(8), &cs)),
+            vec![6, 7]
+        );
+        assert_eq!(
+            ids(&AverageByCircle.allocate("c1", &test_queues(8), &cs)),
             vec![1, 4, 7]
         );
-        assert!(Average.allocate("stranger", &queues(8), &cs).is_empty());
-        let pinned = ByConfig(queues(2));
-        assert_eq!(ids(&pinned.allocate("c0", &queues(8), &cs)), vec![0, 1]);
+        assert!(Average
+            .allocate("stranger", &test_queues(8), &cs)
+            .is_empty());
+        let pinned = ByConfig(test_queues(2));
+        assert_eq!(
+            ids(&pinned.allocate("c0", &test_queues(8), &cs)),
+            vec![0, 1]
+        );
     }
 }

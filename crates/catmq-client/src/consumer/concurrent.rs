@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::core::Core;
 use super::pq::ProcessQueue;
@@ -14,19 +14,45 @@ use crate::message::{MessageExt, MessageQueue};
 /// Wait before consuming again a message that could not be sent back.
 const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);
 
+/// At most `n` listener calls at once; shutdown waits for the running ones.
+pub(crate) struct Slots {
+    permits: Arc<Semaphore>,
+    n: usize,
+}
+
+impl Slots {
+    pub(crate) fn new(n: usize) -> Self {
+        let n = n.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(n)),
+            n,
+        }
+    }
+
+    /// A slot for one listener call (`None` once closed).
+    pub(crate) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
+    /// Waits (up to `limit`) for every running call to finish.
+    pub(crate) async fn wait_idle(&self, limit: Duration) {
+        let n = u32::try_from(self.n).unwrap_or(u32::MAX);
+        if let Ok(Ok(all)) = tokio::time::timeout(limit, self.permits.acquire_many(n)).await {
+            drop(all);
+        }
+    }
+}
+
 pub(crate) struct Concurrent {
     listener: Arc<dyn ConcurrentListener>,
-    permits: Arc<Semaphore>,
-    tasks: usize,
+    pub(crate) slots: Slots,
 }
 
 impl Concurrent {
     pub(crate) fn new(listener: Arc<dyn ConcurrentListener>, tasks: usize) -> Self {
-        let tasks = tasks.max(1);
         Self {
             listener,
-            permits: Arc::new(Semaphore::new(tasks)),
-            tasks,
+            slots: Slots::new(tasks),
         }
     }
 
@@ -46,14 +72,6 @@ impl Concurrent {
                 pq.clone(),
                 chunk.to_vec(),
             ));
-        }
-    }
-
-    /// Waits (up to `limit`) for every running batch to finish.
-    pub(crate) async fn wait_idle(&self, limit: Duration) {
-        let n = u32::try_from(self.tasks).unwrap_or(u32::MAX);
-        if let Ok(Ok(all)) = tokio::time::timeout(limit, self.permits.acquire_many(n)).await {
-            drop(all);
         }
     }
 }
@@ -84,7 +102,7 @@ fn run(
     msgs: Vec<MessageExt>,
 ) -> BoxFuture<()> {
     Box::pin(async move {
-        let Ok(_permit) = svc.permits.clone().acquire_owned().await else {
+        let Some(_slot) = svc.slots.acquire().await else {
             return;
         };
         if pq.is_dropped() || core.is_stopped() {

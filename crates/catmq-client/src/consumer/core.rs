@@ -111,6 +111,13 @@ impl Core {
         }
     }
 
+    /// Whether the queue's cache is at its message-count or byte limit (flow control).
+    pub(crate) fn cache_full(&self, pq: &ProcessQueue) -> bool {
+        let (count, bytes) = pq.load();
+        count >= self.opts.max_cached_messages_per_queue
+            || bytes >= self.opts.max_cached_bytes_per_queue
+    }
+
     pub(crate) fn subscription(&self, topic: &str) -> Option<Subscription> {
         lock(&self.subs).get(topic).cloned()
     }
@@ -178,13 +185,11 @@ impl Core {
             max_reconsume_times: Some(self.opts.max_reconsume_times),
         };
         self.instance
-            .remote
             .call(
                 &addr,
                 RequestCode::ConsumerSendMsgBack,
                 h.to_ext(),
                 Bytes::new(),
-                self.instance.cfg.request_timeout,
             )
             .await
             .map(drop)
@@ -207,13 +212,11 @@ impl Core {
     ) -> Result<Vec<MessageQueue>> {
         let r = self
             .instance
-            .remote
             .call(
                 addr,
                 RequestCode::LockBatchMq,
                 ExtFields::new(),
                 self.lock_body(mqs),
-                self.instance.cfg.request_timeout,
             )
             .await?;
         let b: LockBatchResponseBody =
@@ -224,13 +227,11 @@ impl Core {
     /// Releases queue locks.
     pub(crate) async fn unlock(&self, addr: &str, mqs: Vec<MessageQueue>) -> Result<()> {
         self.instance
-            .remote
             .call(
                 addr,
                 RequestCode::UnlockBatchMq,
                 ExtFields::new(),
                 self.lock_body(mqs),
-                self.instance.cfg.request_timeout,
             )
             .await
             .map(drop)
@@ -248,13 +249,11 @@ impl Core {
         for addr in addrs {
             let r = self
                 .instance
-                .remote
                 .call(
                     addr,
                     RequestCode::GetConsumerListByGroup,
                     h.to_ext(),
                     Bytes::new(),
-                    self.instance.cfg.request_timeout,
                 )
                 .await;
             match r.and_then(|r| {
@@ -491,10 +490,7 @@ pub(crate) async fn queue_bound(
         };
         (RequestCode::GetMinOffset, h.to_ext())
     };
-    let r = inst
-        .remote
-        .call(addr, code, ext, Bytes::new(), inst.cfg.request_timeout)
-        .await?;
+    let r = inst.call(addr, code, ext, Bytes::new()).await?;
     let h = OffsetResponseHeader::from_ext(&r.ext).map_err(|e| ClientError::decode(addr, e))?;
     Ok(h.offset)
 }
@@ -513,13 +509,11 @@ pub(crate) async fn offset_at(
         boundary_type: Some("LOWER".into()),
     };
     let r = inst
-        .remote
         .call(
             addr,
             RequestCode::SearchOffsetByTimestamp,
             h.to_ext(),
             Bytes::new(),
-            inst.cfg.request_timeout,
         )
         .await?;
     let h = OffsetResponseHeader::from_ext(&r.ext).map_err(|e| ClientError::decode(addr, e))?;

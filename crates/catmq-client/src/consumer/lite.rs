@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, Mutex as AsyncMutex};
 use super::core::{lock, Core, PullStatus};
 use super::pq::ProcessQueue;
 use super::push::{new_core, start_group};
-use super::{rebalance, ConsumeFrom, ConsumerOptions, MessageModel, Subscription};
+use super::{rebalance, ConsumerOptions, MessageModel, Subscription};
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
 use crate::instance::Instance;
@@ -47,29 +47,7 @@ pub struct LitePullConsumer {
 }
 
 impl LitePullConsumerBuilder {
-    /// Name servers (`"host:port;host:port"`).
-    pub fn namesrv(mut self, addrs: &str) -> Self {
-        self.config.namesrv_addrs = crate::split_addrs(addrs);
-        self
-    }
-
-    /// All client settings.
-    pub fn config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// All consumer settings.
-    pub fn options(mut self, opts: ConsumerOptions) -> Self {
-        self.opts = opts;
-        self
-    }
-
-    /// Where a group with no committed offset starts.
-    pub fn consume_from(mut self, from: ConsumeFrom) -> Self {
-        self.opts.consume_from = from;
-        self
-    }
+    crate::config::builder_settings!(ConsumerOptions, consumer);
 
     /// Commit polled offsets every `interval` (default 5 s); `None`: only on `commit`.
     pub fn auto_commit(mut self, interval: Option<Duration>) -> Self {
@@ -156,16 +134,10 @@ impl LitePullConsumer {
         let mut topics: Vec<&str> = queues.iter().map(|q| q.topic.as_str()).collect();
         topics.sort_unstable();
         topics.dedup();
-        self.core
-            .manual
-            .store(false, std::sync::atomic::Ordering::Release);
         for t in topics {
             let mine: Vec<MessageQueue> = queues.iter().filter(|q| q.topic == t).cloned().collect();
             rebalance::apply(&self.core, t, mine).await;
         }
-        self.core
-            .manual
-            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -345,12 +317,6 @@ impl LitePullConsumer {
     }
 }
 
-fn over_limits(core: &Core, pq: &ProcessQueue) -> bool {
-    let (count, bytes) = pq.load();
-    count >= core.opts.max_cached_messages_per_queue
-        || bytes >= core.opts.max_cached_bytes_per_queue
-}
-
 async fn pull_loop(
     core: Arc<Core>,
     tx: mpsc::Sender<Batch>,
@@ -358,11 +324,9 @@ async fn pull_loop(
     pq: Arc<ProcessQueue>,
 ) {
     while !pq.is_dropped() && !core.is_stopped() {
-        if pq.is_paused() || over_limits(&core, &pq) {
+        if pq.is_paused() || core.cache_full(&pq) {
             pq.wait_until(Duration::from_secs(1), || {
-                (!pq.is_paused() && !over_limits(&core, &pq))
-                    || pq.is_dropped()
-                    || core.is_stopped()
+                (!pq.is_paused() && !core.cache_full(&pq)) || pq.is_dropped() || core.is_stopped()
             })
             .await;
             continue;

@@ -133,11 +133,7 @@ impl OffsetStore {
             h.to_ext(),
             Bytes::new(),
         );
-        let r = self
-            .instance
-            .remote
-            .request(&addr, cmd, self.instance.cfg.request_timeout)
-            .await?;
+        let r = self.instance.request(&addr, cmd).await?;
         match ResponseCode::from_i32(r.code) {
             Some(ResponseCode::Success) => {
                 let h = OffsetResponseHeader::from_ext(&r.ext)
@@ -208,13 +204,11 @@ impl OffsetStore {
             commit_offset: offset,
         };
         self.instance
-            .remote
             .call(
                 &addr,
                 RequestCode::UpdateConsumerOffset,
                 h.to_ext(),
                 Bytes::new(),
-                self.instance.cfg.request_timeout,
             )
             .await
             .map(drop)

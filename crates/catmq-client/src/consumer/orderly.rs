@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
-use super::concurrent::call;
+use super::concurrent::{call, Slots};
 use super::core::Core;
 use super::pq::ProcessQueue;
 use super::{ConsumeContext, OrderlyListener, OrderlyResult};
@@ -15,25 +13,14 @@ use crate::message::{MessageExt, MessageQueue};
 
 pub(crate) struct Orderly {
     listener: Arc<dyn OrderlyListener>,
-    permits: Arc<Semaphore>,
-    tasks: usize,
+    pub(crate) slots: Slots,
 }
 
 impl Orderly {
     pub(crate) fn new(listener: Arc<dyn OrderlyListener>, tasks: usize) -> Self {
-        let tasks = tasks.max(1);
         Self {
             listener,
-            permits: Arc::new(Semaphore::new(tasks)),
-            tasks,
-        }
-    }
-
-    /// Waits (up to `limit`) for every running batch to finish.
-    pub(crate) async fn wait_idle(&self, limit: Duration) {
-        let n = u32::try_from(self.tasks).unwrap_or(u32::MAX);
-        if let Ok(Ok(all)) = tokio::time::timeout(limit, self.permits.acquire_many(n)).await {
-            drop(all);
+            slots: Slots::new(tasks),
         }
     }
 }
@@ -68,7 +55,7 @@ pub(crate) async fn run_queue(
         if msgs.is_empty() {
             continue;
         }
-        let Ok(permit) = svc.permits.clone().acquire_owned().await else {
+        let Some(permit) = svc.slots.acquire().await else {
             return;
         };
         let ctx = ConsumeContext {

@@ -32,21 +32,15 @@ impl Service {
     }
 }
 
-fn over_limits(core: &Core, pq: &ProcessQueue) -> bool {
-    let (count, bytes) = pq.load();
-    count >= core.opts.max_cached_messages_per_queue
-        || bytes >= core.opts.max_cached_bytes_per_queue
-}
-
 async fn pull_loop(core: Arc<Core>, svc: Service, mq: MessageQueue, pq: Arc<ProcessQueue>) {
     let orderly_clustering = core.orderly && core.clustering();
     while !pq.is_dropped() && !core.is_stopped() {
-        if over_limits(&core, &pq) {
+        if core.cache_full(&pq) {
             tracing::trace!(queue = ?mq, "flow control: queue cache full, pull paused");
             core.flow_pauses
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             pq.wait_until(Duration::from_secs(1), || {
-                !over_limits(&core, &pq) || pq.is_dropped() || core.is_stopped()
+                !core.cache_full(&pq) || pq.is_dropped() || core.is_stopped()
             })
             .await;
             continue;

@@ -11,7 +11,7 @@ use super::orderly::Orderly;
 use super::pull_loop::Service;
 use super::rebalance;
 use super::{
-    AllocateStrategy, ConcurrentListener, ConsumeFrom, ConsumeHook, ConsumerOptions, MessageModel,
+    AllocateStrategy, ConcurrentListener, ConsumeHook, ConsumerOptions, MessageModel,
     OrderlyListener, Subscription,
 };
 use crate::config::ClientConfig;
@@ -123,8 +123,8 @@ impl PushConsumer {
         let _ = self.stop.send(true);
         self.core.stop();
         match &self.service {
-            Service::Concurrent(c) => c.wait_idle(SHUTDOWN_WAIT).await,
-            Service::Orderly(o) => o.wait_idle(SHUTDOWN_WAIT).await,
+            Service::Concurrent(c) => c.slots.wait_idle(SHUTDOWN_WAIT).await,
+            Service::Orderly(o) => o.slots.wait_idle(SHUTDOWN_WAIT).await,
         }
         if let Err(e) = self.core.offsets.persist(None).await {
             tracing::warn!(error = %e, "could not persist offsets at shutdown");
@@ -139,23 +139,7 @@ impl PushConsumer {
 }
 
 impl PushConsumerBuilder {
-    /// Name servers (`"host:port;host:port"`).
-    pub fn namesrv(mut self, addrs: &str) -> Self {
-        self.config.namesrv_addrs = crate::split_addrs(addrs);
-        self
-    }
-
-    /// All client settings.
-    pub fn config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// All consumer settings.
-    pub fn options(mut self, opts: ConsumerOptions) -> Self {
-        self.opts = opts;
-        self
-    }
+    crate::config::builder_settings!(ConsumerOptions, consumer);
 
     /// Subscribes to `topic` with a tag expression (`*`, `A`, `A || B`).
     pub fn subscribe(mut self, topic: &str, expr: &str) -> Self {
@@ -166,12 +150,6 @@ impl PushConsumerBuilder {
     /// Clustering (default) or broadcasting.
     pub fn model(mut self, model: MessageModel) -> Self {
         self.opts.model = model;
-        self
-    }
-
-    /// Where a group with no committed offset starts.
-    pub fn consume_from(mut self, from: ConsumeFrom) -> Self {
-        self.opts.consume_from = from;
         self
     }
 

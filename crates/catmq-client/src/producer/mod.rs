@@ -111,23 +111,7 @@ pub struct ProducerBuilder {
 }
 
 impl ProducerBuilder {
-    /// Name servers (`"host:port;host:port"`).
-    pub fn namesrv(mut self, addrs: &str) -> Self {
-        self.config.namesrv_addrs = crate::split_addrs(addrs);
-        self
-    }
-
-    /// All client settings.
-    pub fn config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// All producer settings.
-    pub fn options(mut self, opts: ProducerOptions) -> Self {
-        self.opts = opts;
-        self
-    }
+    crate::config::builder_settings!(ProducerOptions);
 
     /// How long one attempt waits.
     pub fn send_timeout(mut self, t: Duration) -> Self {

@@ -47,20 +47,11 @@ impl QueueSelector for SelectRoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn queues(n: i32) -> Vec<MessageQueue> {
-        (0..n)
-            .map(|i| MessageQueue {
-                topic: "T".into(),
-                broker_name: "b".into(),
-                queue_id: i,
-            })
-            .collect()
-    }
+    use crate::message::test_queues;
 
     #[test]
     fn hash_is_stable_and_matches_java() {
-        let q = queues(8);
+        let q = test_queues(8);
         let m = Message::new("T", "x");
         // "order-1".hashCode() == -1207111310 in Java → |h| % 8 == 6.
         assert_eq!(java_string_hash("order-1"), -1_207_111_310);

@@ -67,11 +67,11 @@ fn stamp_uniq(p: &Inner, msg: &mut Message) -> String {
         .clone()
 }
 
-fn prepare(p: &Inner, msg: &Message) -> Result<Prepared> {
+/// Checks the message, gives it its unique id, and compresses the body if large.
+fn prepare(p: &Inner, msg: &mut Message) -> Result<Prepared> {
     check_topic(&msg.topic)?;
     check_size(p, msg.body.len())?;
-    let mut msg = msg.clone();
-    let uniq_id = stamp_uniq(p, &mut msg);
+    let uniq_id = stamp_uniq(p, msg);
     let (body, sys_flag) = if msg.body.len() > p.opts.compress_threshold {
         match compress::compress(&msg.body, p.opts.compression, p.opts.compress_level) {
             Ok(c) if c.len() < msg.body.len() => (c, p.opts.compression.sys_flag()),
@@ -220,6 +220,16 @@ fn result_of(
     })
 }
 
+/// The master address of the queue's broker.
+fn master_addr<'r>(route: &'r Route, q: &MessageQueue) -> Result<&'r str> {
+    route
+        .addr(&q.broker_name)
+        .ok_or_else(|| ClientError::NoRoute {
+            topic: q.topic.clone(),
+            reason: format!("broker {} has no master address", q.broker_name),
+        })
+}
+
 /// One attempt at one queue.
 async fn attempt(
     p: &Inner,
@@ -228,12 +238,7 @@ async fn attempt(
     route: &Route,
     q: &MessageQueue,
 ) -> Result<SendResult> {
-    let addr = route
-        .addr(&q.broker_name)
-        .ok_or_else(|| ClientError::NoRoute {
-            topic: m.topic.clone(),
-            reason: format!("broker {} has no master address", q.broker_name),
-        })?;
+    let addr = master_addr(route, q)?;
     let ctx = SendContext {
         message: msg,
         queue: q,
@@ -311,8 +316,8 @@ async fn deliver(p: &Inner, msg: &Message, m: Prepared, target: Target) -> Resul
     }))
 }
 
-pub(super) async fn send(p: &Inner, msg: Message, target: Target) -> Result<SendResult> {
-    let prepared = prepare(p, &msg)?;
+pub(super) async fn send(p: &Inner, mut msg: Message, target: Target) -> Result<SendResult> {
+    let prepared = prepare(p, &mut msg)?;
     deliver(p, &msg, prepared, target).await
 }
 
@@ -322,19 +327,14 @@ pub(super) async fn send_batch(p: &Inner, msgs: Vec<Message>) -> Result<SendResu
     deliver(p, &first, prepared, Target::Any).await
 }
 
-pub(super) async fn send_oneway(p: &Inner, msg: Message) -> Result<()> {
-    let m = prepare(p, &msg)?;
+pub(super) async fn send_oneway(p: &Inner, mut msg: Message) -> Result<()> {
+    let m = prepare(p, &mut msg)?;
     let route = route_for(p, &m.topic).await?;
     let q = choose(p, &route, None).ok_or_else(|| ClientError::NoRoute {
         topic: m.topic.clone(),
         reason: "no writable queue".into(),
     })?;
-    let addr = route
-        .addr(&q.broker_name)
-        .ok_or_else(|| ClientError::NoRoute {
-            topic: m.topic.clone(),
-            reason: format!("broker {} has no master address", q.broker_name),
-        })?;
+    let addr = master_addr(&route, &q)?;
     let ctx = SendContext {
         message: &msg,
         queue: &q,

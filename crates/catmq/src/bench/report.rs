@@ -136,6 +136,15 @@ impl Phase {
     }
 }
 
+/// Prints a summary as one JSON line on stdout.
+pub fn print_json<T: Serialize>(summary: &T) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string(summary).context("encoding the summary")?
+    );
+    Ok(())
+}
+
 /// A once-per-second progress line on stderr, until [`Progress::finish`].
 pub struct Progress {
     stop: mpsc::Sender<()>,

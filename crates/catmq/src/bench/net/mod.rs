@@ -185,11 +185,7 @@ impl NetSummary {
 
     pub fn print(&self, json: bool) -> Result<()> {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string(self).context("encoding the summary")?
-            );
-            return Ok(());
+            return super::report::print_json(self);
         }
         println!(
             "bench {}: topic {} size {} B, {} producer(s), mode {:?}, {} in flight, batch {}, rate {}",

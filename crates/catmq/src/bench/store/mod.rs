@@ -268,11 +268,7 @@ impl Summary {
 
     fn print(&self, json: bool) -> Result<()> {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string(self).context("encoding the summary")?
-            );
-            return Ok(());
+            return super::report::print_json(self);
         }
         println!(
             "bench store: mode {} flush {} appenders {} batch {} size {} B, {} topic(s) x {} queue(s), segment {} B",
