@@ -61,6 +61,64 @@ pub struct BrokerConfig {
     pub delay_levels: Vec<Duration>,
     /// Transport settings.
     pub connection: ConnectionOptions,
+    /// Transaction check-backs.
+    pub transaction: TransactionConfig,
+    /// Scheduled delivery.
+    pub timer: TimerConfig,
+}
+
+/// How unresolved transactions are checked back.
+#[derive(Debug, Clone, Copy)]
+pub struct TransactionConfig {
+    /// A half message without an outcome is first checked this long after it was stored
+    /// (a producer may ask for longer with `CHECK_IMMUNITY_TIME_IN_SECONDS`).
+    pub check_delay: Duration,
+    /// Then again this often.
+    pub check_interval: Duration,
+    /// After this many check-backs it is discarded.
+    pub check_max: u32,
+    /// Discarded half messages are copied to `TRANS_CHECK_MAX_TIME_TOPIC`.
+    pub keep_discarded: bool,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        Self {
+            check_delay: Duration::from_secs(6),
+            check_interval: Duration::from_secs(30),
+            check_max: 15,
+            keep_discarded: true,
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl TransactionConfig {
+    pub(crate) fn check_delay_ms(&self) -> i64 {
+        millis(self.check_delay)
+    }
+
+    pub(crate) fn check_interval_ms(&self) -> i64 {
+        millis(self.check_interval).max(1)
+    }
+}
+
+/// Scheduled delivery settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerConfig {
+    /// The furthest ahead a message may be scheduled.
+    pub max_delay: Duration,
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        Self {
+            max_delay: Duration::from_secs(2 * 366 * 86_400),
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -91,6 +149,8 @@ impl BrokerConfig {
             offset_persist_interval: Duration::from_millis(500),
             delay_levels: parse_delay_levels(DEFAULT_DELAY_LEVELS).unwrap_or_default(),
             connection: ConnectionOptions::default(),
+            transaction: TransactionConfig::default(),
+            timer: TimerConfig::default(),
         }
     }
 
@@ -112,6 +172,9 @@ impl BrokerConfig {
         }
         if self.delay_levels.is_empty() {
             return Err("at least one delay level is needed".into());
+        }
+        if self.transaction.check_interval.is_zero() {
+            return Err("transaction check_interval must be above zero".into());
         }
         if self.max_pull_messages == 0 {
             return Err("max_pull_messages must be at least 1".into());

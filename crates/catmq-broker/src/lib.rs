@@ -6,14 +6,17 @@
 //! * [`offsets`]: committed consumer offsets (persisted every `offset_persist_interval`).
 //! * [`clients`]: producer/consumer groups from heartbeats; [`locks`]: ordered-consumption
 //!   queue locks; [`hold`]: suspended pulls (long polling).
-//! * [`schedule`]: delivery of delayed and retried messages by level.
+//! * [`timer`]: scheduled delivery (delay levels and any time), over a durable timing wheel.
+//! * [`txn`]: transactional (half) messages, outcomes and check-backs.
 //! * `register`: REGISTER_BROKER every 30 s and on topic changes.
 //!
 //! Threads and tasks: the remoting server's connection tasks run the handlers (a send appends
-//! and answers on its connection's task); four background tasks: registration, delayed
-//! delivery, housekeeping (offset persistence, client expiry) and the store's own threads.
+//! and answers on its connection's task); background tasks: registration, the timer,
+//! transaction check-backs, housekeeping (offset persistence, client expiry) and the store's
+//! own threads.
 
 pub mod clients;
+mod clock;
 mod config;
 mod error;
 pub mod hold;
@@ -21,10 +24,11 @@ pub mod locks;
 pub mod offsets;
 mod persist;
 mod register;
-pub mod schedule;
 mod service;
 mod state;
+pub mod timer;
 pub mod topics;
+pub mod txn;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Weak};
@@ -35,11 +39,15 @@ use catmq_store::{FileStore, FlushMode, MessageStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{parse_delay_levels, BrokerConfig, DEFAULT_DELAY_LEVELS};
+pub use clock::Clock;
+pub use config::{
+    parse_delay_levels, BrokerConfig, TimerConfig, TransactionConfig, DEFAULT_DELAY_LEVELS,
+};
 pub use error::{BrokerError, Result};
 
 use state::{lock, State};
-use topics::{GroupTable, TopicTable, SCHEDULE_TOPIC};
+use timer::Wheel;
+use topics::{GroupTable, TopicTable, HALF_TOPIC, TIMER_TOPIC};
 
 /// How often silent clients are looked for.
 const CLIENT_SCAN: Duration = Duration::from_secs(10);
@@ -107,12 +115,21 @@ impl Broker {
         )?;
         let groups = GroupTable::load(cfg.config_file("subscriptionGroup.json"))?;
         let offsets = offsets::OffsetTable::load(cfg.config_file("consumerOffset.json"))?;
+        let timer_dir = cfg.data_dir.join("timer");
+        let wheel = tokio::task::spawn_blocking(move || Wheel::open(&timer_dir))
+            .await
+            .map_err(|e| BrokerError::Task(e.to_string()))?
+            .map_err(|source| BrokerError::Io {
+                path: cfg.data_dir.join("timer"),
+                source,
+            })?;
         let sync = matches!(cfg.store.flush, FlushMode::Sync);
         let conn_opts = cfg.connection;
         let dyn_store: Arc<dyn MessageStore> = store.clone();
         let state = Arc::new(State::new(
-            cfg, addr, dyn_store, sync, topics, groups, offsets,
+            cfg, addr, dyn_store, sync, topics, groups, offsets, wheel,
         ));
+        recover(&state).await?;
         install_arrival_hook(&state);
         let service = Arc::new(service::Service {
             state: state.clone(),
@@ -124,7 +141,8 @@ impl Broker {
         let links = register::first(&state).await;
         let tasks = vec![
             tokio::spawn(register::run(state.clone(), links)),
-            tokio::spawn(schedule::run(state.clone())),
+            tokio::spawn(timer::run(state.clone())),
+            tokio::spawn(txn::run(state.clone())),
             tokio::spawn(housekeeping(state.clone())),
         ];
         tracing::info!(%addr, listen = %local, name = %state.cfg.broker_name, "broker listening");
@@ -161,6 +179,17 @@ impl Broker {
         self.state.waiters.len()
     }
 
+    /// The clock of timers and transaction check-backs (tests move it forward).
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
+    }
+
+    /// Wakes the timer and check-back tasks (after the clock was moved).
+    pub fn wake_timers(&self) {
+        self.state.timer_wake.notify_one();
+        self.state.txn_wake.notify_one();
+    }
+
     /// Consumer ids of a group connected to this broker.
     pub fn consumer_ids(&self, group: &str) -> Vec<String> {
         lock(&self.state.clients)
@@ -191,6 +220,27 @@ impl Broker {
     }
 }
 
+/// Indexes scheduled messages stored before the start and reloads unresolved transactions.
+async fn recover(state: &Arc<State>) -> Result<()> {
+    let st = state.clone();
+    let (scheduled, pending) = tokio::task::spawn_blocking(move || {
+        let mut w = lock(&st.timer);
+        timer::ingest(&st, &mut w)?;
+        let scheduled: u64 = w.counts().values().sum();
+        drop(w);
+        let pending = txn::recover(&st).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>((scheduled, pending))
+    })
+    .await
+    .map_err(|e| BrokerError::Task(e.to_string()))?
+    .map_err(|source| BrokerError::Io {
+        path: state.cfg.data_dir.clone(),
+        source,
+    })?;
+    tracing::info!(scheduled, pending_transactions = pending, "timer and transactions recovered");
+    Ok(())
+}
+
 /// Long polling and delayed delivery learn of appends from the store (a weak reference, so the
 /// store does not keep the broker state alive).
 fn install_arrival_hook(state: &Arc<State>) {
@@ -200,8 +250,10 @@ fn install_arrival_hook(state: &Arc<State>) {
         .set_arrival_listener(Arc::new(move |topic, queue, max| {
             if let Some(st) = weak.upgrade() {
                 st.waiters.arrived(topic, queue, max);
-                if topic == SCHEDULE_TOPIC {
-                    st.schedule_wake.notify_one();
+                if topic == TIMER_TOPIC {
+                    st.timer_wake.notify_one();
+                } else if topic == HALF_TOPIC {
+                    st.txn_wake.notify_one();
                 }
             }
         }));

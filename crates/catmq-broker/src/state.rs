@@ -12,6 +12,9 @@ use catmq_store::MessageStore;
 use tokio::sync::{watch, Notify};
 
 use crate::clients::ClientRegistry;
+use crate::clock::Clock;
+use crate::timer::{Lateness, Wheel};
+use crate::txn::TxnTable;
 use crate::hold::PullWaiters;
 use crate::locks::QueueLocks;
 use crate::offsets::OffsetTable;
@@ -127,8 +130,18 @@ pub(crate) struct State {
     pub locks: Mutex<QueueLocks>,
     pub waiters: PullWaiters,
     pub counters: Counters,
-    /// Wakes the delay-level delivery task (a message entered the schedule topic).
-    pub schedule_wake: Notify,
+    /// The clock of timers and check-backs.
+    pub clock: Clock,
+    /// Unresolved transactions.
+    pub txn: Mutex<TxnTable>,
+    /// Wakes the check-back task (a half message was stored).
+    pub txn_wake: Notify,
+    /// The timing wheel of scheduled messages.
+    pub timer: Mutex<Wheel>,
+    /// Wakes the timer task (a message entered the timer topic).
+    pub timer_wake: Notify,
+    /// Delivery lateness of scheduled messages.
+    pub timer_lateness: Lateness,
     /// Wakes the name-server registration task (topics changed).
     pub register_wake: Notify,
     pub shutdown: watch::Sender<bool>,
@@ -152,6 +165,7 @@ impl State {
         topics: TopicTable,
         groups: GroupTable,
         offsets: OffsetTable,
+        wheel: Wheel,
     ) -> Self {
         Self {
             cfg,
@@ -165,7 +179,12 @@ impl State {
             locks: Mutex::new(QueueLocks::default()),
             waiters: PullWaiters::default(),
             counters: Counters::default(),
-            schedule_wake: Notify::new(),
+            clock: Clock::default(),
+            txn: Mutex::new(TxnTable::default()),
+            txn_wake: Notify::new(),
+            timer: Mutex::new(wheel),
+            timer_wake: Notify::new(),
+            timer_lateness: Lateness::default(),
             register_wake: Notify::new(),
             shutdown: watch::channel(false).0,
             boot_ms: now_ms(),

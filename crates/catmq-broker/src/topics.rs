@@ -15,6 +15,14 @@ use crate::{persist, Result};
 pub const DEFAULT_TOPIC: &str = "TBW102";
 /// Where messages wait for their delay level.
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// Where half (prepared) transactional messages wait for their outcome.
+pub const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+/// The log of transaction outcomes and check-backs (one record per event).
+pub const OP_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
+/// Where half messages go when their check-backs are exhausted (for an operator to inspect).
+pub const CHECK_MAX_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
+/// Where scheduled messages (any delay or delivery time) wait.
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
 /// Prefix of a group's retry topic.
 pub const RETRY_PREFIX: &str = "%RETRY%";
 /// Prefix of a group's dead-letter topic.
@@ -56,7 +64,17 @@ pub fn topic_name_error(name: &str) -> Option<String> {
 
 /// Whether producers may not send to this topic directly.
 pub fn is_system_topic(name: &str) -> bool {
-    name == DEFAULT_TOPIC || name == SCHEDULE_TOPIC || name.starts_with("RMQ_SYS_")
+    name == DEFAULT_TOPIC
+        || name == SCHEDULE_TOPIC
+        || name == TIMER_TOPIC
+        || name == CHECK_MAX_TOPIC
+        || name.starts_with("RMQ_SYS_")
+}
+
+/// Whether a topic holds messages that no consumer may see yet (half messages, transaction
+/// bookkeeping, scheduled messages): pulls of it are refused.
+pub fn is_hidden_topic(name: &str) -> bool {
+    name == HALF_TOPIC || name == OP_TOPIC || name == TIMER_TOPIC || name == SCHEDULE_TOPIC
 }
 
 fn bump(v: &mut DataVersion, now_ms: i64) {

@@ -55,6 +55,8 @@ wire_enum! {
         UnlockBatchMq = 42,
         GetAllConsumerOffset = 43,
         GetAllDelayOffset = 45,
+        GetTimerCheckPoint = 60,
+        GetTimerMetrics = 61,
         CheckClientConfig = 46,
         RegisterBroker = 103,
         UnregisterBroker = 104,
@@ -80,9 +82,12 @@ wire_enum! {
         ConsumeMessageDirectly = 309,
         SendMessageV2 = 310,
         SendBatchMessage = 320,
+        RecallMessage = 370,
         GetTopicConfig = 351,
         GetSubscriptionGroupConfig = 352,
         BrokerHeartbeat = 904,
+        /// CatMQ: where one scheduled message is (due time, pending / cancelled / delivered).
+        CatmqQueryTimerMessage = 100_061,
     }
 }
 
@@ -122,6 +127,7 @@ wire_enum! {
         ConsumeMsgTimeout = 207,
         NoMessage = 208,
         FlowControl = 215,
+        IllegalOperation = 604,
         GoAway = 1500,
     }
 }

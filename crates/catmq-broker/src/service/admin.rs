@@ -352,5 +352,19 @@ fn runtime_info(st: &State) -> KvTable {
         "corruptRecordsSkipped",
         stats.corrupt_records_skipped.to_string(),
     );
+    let (pending, tx) = crate::txn::stats(st);
+    put("transactionHalfPending", pending.to_string());
+    put("transactionHalfStored", tx.halves.to_string());
+    put("transactionCommitted", tx.committed.to_string());
+    put("transactionRolledBack", tx.rolled_back.to_string());
+    put("transactionCheckBacks", tx.checks.to_string());
+    put("transactionDiscarded", tx.discarded.to_string());
+    let scheduled: u64 = lock(&st.timer).counts().values().sum();
+    let late = st.timer_lateness.summary();
+    put("timerScheduled", scheduled.to_string());
+    put("timerDelivered", late.delivered.to_string());
+    put("timerLatenessP50Ms", late.p50.to_string());
+    put("timerLatenessP99Ms", late.p99.to_string());
+    put("timerLatenessMaxMs", late.max.to_string());
     KvTable { table: t }
 }

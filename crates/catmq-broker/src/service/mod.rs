@@ -7,6 +7,8 @@ mod query;
 mod reset;
 mod send;
 mod sendback;
+mod timer;
+mod txn;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -117,6 +119,10 @@ impl Service {
             C::ViewMessageById => query::view(st, req),
             C::QueryMessage => query::query(st, req),
             C::InvokeBrokerToResetOffset => reset::reset_offset(st, req),
+            C::EndTransaction => txn::end_transaction(st, req),
+            C::RecallMessage => timer::recall(st, req),
+            C::GetTimerMetrics => timer::metrics(st, req),
+            C::CatmqQueryTimerMessage => timer::query(st, req),
             _ => admin::dispatch(st, req, code),
         }
     }

@@ -18,6 +18,7 @@ use catmq_store::{ReadRequest, ReadStatus, StoreError};
 
 use super::{malformed, refuse, Answer};
 use crate::state::{lock, State};
+use crate::topics::is_hidden_topic;
 
 /// Java's default suspension when the request does not say.
 const DEFAULT_SUSPEND_MS: i64 = 15_000;
@@ -257,6 +258,13 @@ fn topic_config(
     req: &RemotingCommand,
     h: &PullMessageRequestHeader,
 ) -> Answer<TopicConfig> {
+    if is_hidden_topic(&h.topic) {
+        return Err(refuse(
+            req,
+            ResponseCode::NoPermission,
+            format!("the topic[{}] is internal; its messages are not consumable", h.topic),
+        ));
+    }
     let Some(cfg) = lock(&st.topics).get(&h.topic).cloned() else {
         return Err(refuse(
             req,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use catmq_common::msgid::offset_msg_id;
-use catmq_common::record::sys_flag;
 use catmq_common::{properties as props, NewMessage};
 use catmq_protocol::batch::decode_batch;
 use catmq_protocol::body::{perm, TopicConfig};
@@ -18,9 +17,10 @@ use catmq_remoting::{Connection, Handled};
 use catmq_store::{AppendResult, StoreError};
 
 use super::{malformed, refuse, Answer};
-use crate::schedule;
 use crate::state::{lock, now_ms, State};
-use crate::topics::{dlq_topic, is_system_topic, topic_name_error, DLQ_PREFIX, RETRY_PREFIX};
+use crate::{timer, txn};
+use crate::topics::{dlq_topic, is_system_topic, topic_name_error, DLQ_PREFIX, RETRY_PREFIX, TIMER_TOPIC,
+};
 
 /// How long a sync-flush send waits for its fsync before answering FLUSH_DISK_TIMEOUT.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,7 +61,6 @@ pub(crate) fn send(st: &Arc<State>, conn: &Arc<Connection>, req: &RemotingComman
     let topic = resolve_topic(st, req, &h)?;
     let queue_id = choose_queue(st, req, &h, &topic)?;
     let properties = h.properties.clone().unwrap_or_default();
-    reject_half(req, h.sys_flag, &properties)?;
     let base = NewMessage {
         topic: h.topic.clone(),
         queue_id,
@@ -74,8 +73,22 @@ pub(crate) fn send(st: &Arc<State>, conn: &Arc<Connection>, req: &RemotingComman
         reconsume_times: h.reconsume_times.unwrap_or(0),
         prepared_transaction_offset: 0,
     };
+    if txn::is_prepared(&base) {
+        if batch {
+            return Err(refuse(
+                req,
+                ResponseCode::MessageIllegal,
+                "a batch cannot be transactional",
+            ));
+        }
+        let result = txn::store_half(st, conn, base.clone())
+            .map_err(|e| store_error_response(req, &e))?;
+        st.counters.stored(1);
+        let resp = response(st, req, &[base], queue_id, &result);
+        return Ok(answer_when_durable(st, req, &[], result.end, resp));
+    }
     let msgs = if batch {
-        unpack_batch(req, base)?
+        unpack_batch(st, req, base)?
     } else {
         vec![route(st, req, &h, base)?]
     };
@@ -177,17 +190,16 @@ fn choose_queue(
     })
 }
 
-fn reject_half(req: &RemotingCommand, sys: i32, properties: &str) -> Answer<()> {
-    let prepared = sys & sys_flag::TRANSACTION_MASK == sys_flag::TRANSACTION_PREPARED
-        || props::get(properties, props::TRAN_MSG) == Some("true");
-    if prepared {
-        return Err(refuse(
-            req,
-            ResponseCode::NoPermission,
-            "this broker does not accept transactional (half) messages yet",
-        ));
+/// The recall handle of a message sent to the timer (not for retries).
+fn recall_handle(st: &State, m: &NewMessage) -> Option<String> {
+    if m.topic != TIMER_TOPIC {
+        return None;
     }
-    Ok(())
+    let p = &m.properties;
+    let topic = props::get(p, props::REAL_TOPIC).filter(|t| !t.starts_with(RETRY_PREFIX))?;
+    let id = props::get(p, props::UNIQ_KEY)?;
+    let due = props::get(p, timer::TIMER_OUT_MS)?.parse().ok()?;
+    Some(timer::recall_handle(st, topic, id, due))
 }
 
 /// Retry-topic sends beyond the group's retries go to its dead-letter topic; delayed ones wait
@@ -220,15 +232,12 @@ fn route(
             msg.properties = props::update(&msg.properties, &[], &[props::DELAY]);
         }
     }
-    if !msg.topic.starts_with(DLQ_PREFIX) {
-        if let Some(level) = schedule::delay_level(&msg.properties) {
-            schedule::defer(st, &mut msg, level);
-        }
-    }
+    timer::defer_if_scheduled(st, &mut msg)
+        .map_err(|e| refuse(req, ResponseCode::MessageIllegal, e.0))?;
     Ok(msg)
 }
 
-fn unpack_batch(req: &RemotingCommand, base: NewMessage) -> Answer<Vec<NewMessage>> {
+fn unpack_batch(st: &State, req: &RemotingCommand, base: NewMessage) -> Answer<Vec<NewMessage>> {
     if base.topic.starts_with(RETRY_PREFIX) {
         return Err(refuse(
             req,
@@ -243,7 +252,9 @@ fn unpack_batch(req: &RemotingCommand, base: NewMessage) -> Answer<Vec<NewMessag
     }
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        if schedule::delay_level(&e.properties).is_some() {
+        let asks = timer::requested_due(st, &e.properties, 0)
+            .map_err(|e| refuse(req, ResponseCode::MessageIllegal, e.0))?;
+        if asks.is_some() {
             return Err(refuse(
                 req,
                 ResponseCode::MessageIllegal,
@@ -296,6 +307,7 @@ fn response(
         batch_uniq_id: None,
         msg_region: Some("DefaultRegion".into()),
         trace_on: Some("true".into()),
+        recall_handle: msgs.first().and_then(|m| recall_handle(st, m)),
     };
     RemotingCommand::response_to(req, ResponseCode::Success).with_ext(header.to_ext())
 }

@@ -11,7 +11,7 @@ use catmq_protocol::{RemotingCommand, ResponseCode};
 use catmq_remoting::Connection;
 
 use super::{malformed, ok, refuse, Answer};
-use crate::schedule;
+use crate::timer;
 use crate::state::{lock, now_ms, State};
 use crate::topics::{dlq_topic, retry_topic};
 
@@ -86,7 +86,9 @@ pub(crate) fn send_back(st: &Arc<State>, _conn: &Arc<Connection>, req: &Remoting
         } else {
             h.delay_level
         };
-        schedule::defer(st, &mut msg, level);
+        msg.properties = props::update(&msg.properties, &[(props::DELAY, &level.to_string())], &[]);
+        timer::defer_if_scheduled(st, &mut msg)
+            .map_err(|e| super::refuse(req, ResponseCode::SystemError, e.0))?;
     }
     st.store
         .append(&msg)

@@ -31,28 +31,3 @@ crate::ext_header! {
     }
 }
 
-crate::ext_header! {
-    /// END_TRANSACTION request (oneway): `commitOrRollback` 8 commit, 12 rollback, 0 unknown.
-    pub struct EndTransactionRequestHeader {
-        producer_group: String = "producerGroup",
-        tran_state_table_offset: i64 = "tranStateTableOffset",
-        commit_log_offset: i64 = "commitLogOffset",
-        commit_or_rollback: i32 = "commitOrRollback",
-        from_transaction_check: Option<bool> = "fromTransactionCheck",
-        msg_id: String = "msgId",
-        transaction_id: Option<String> = "transactionId",
-        topic: Option<String> = "topic",
-    }
-}
-
-crate::ext_header! {
-    /// CHECK_TRANSACTION_STATE request (broker to producer, oneway).
-    pub struct CheckTransactionStateRequestHeader {
-        tran_state_table_offset: i64 = "tranStateTableOffset",
-        commit_log_offset: i64 = "commitLogOffset",
-        msg_id: Option<String> = "msgId",
-        transaction_id: Option<String> = "transactionId",
-        offset_msg_id: Option<String> = "offsetMsgId",
-        topic: Option<String> = "topic",
-    }
-}

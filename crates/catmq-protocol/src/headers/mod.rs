@@ -10,6 +10,8 @@ pub mod offset;
 pub mod pull;
 pub mod query;
 pub mod send;
+pub mod timer;
+pub mod txn;
 
 pub use admin::*;
 pub use client::*;
@@ -18,3 +20,5 @@ pub use offset::*;
 pub use pull::*;
 pub use query::*;
 pub use send::*;
+pub use timer::*;
+pub use txn::*;

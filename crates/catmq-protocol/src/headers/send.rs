@@ -103,6 +103,7 @@ crate::ext_header! {
         batch_uniq_id: Option<String> = "batchUniqId",
         msg_region: Option<String> = "MSG_REGION",
         trace_on: Option<String> = "TRACE_ON",
+        recall_handle: Option<String> = "recallHandle",
     }
 }
 

@@ -1,0 +1,166 @@
+//! The timer task: index new scheduled records, cascade and load buckets, deliver what is due.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use catmq_common::{properties as props, NewMessage, RecordView};
+use catmq_store::{ReadRequest, ReadStatus};
+
+use super::wheel::{Entry, Wheel};
+use super::{due_of, released};
+use crate::state::{lock, State};
+use crate::topics::TIMER_TOPIC;
+
+/// Records indexed per store read.
+const INGEST_BATCH: u32 = 512;
+/// Messages delivered per append.
+const DELIVER_BATCH: usize = 64;
+/// Longest sleep between passes (buckets are loaded on these ticks).
+const MAX_IDLE: Duration = Duration::from_millis(500);
+/// How often bucket files and the checkpoint are made durable.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Indexes every scheduled record not in the wheel yet.
+pub(crate) fn ingest(st: &State, w: &mut Wheel) -> std::io::Result<()> {
+    loop {
+        let from = w.ingested();
+        let r = match st.store.read(&ReadRequest {
+            topic: TIMER_TOPIC,
+            queue_id: 0,
+            offset: from,
+            max_messages: INGEST_BATCH,
+            max_bytes: 16 << 20,
+            tag_codes: None,
+        }) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("timer queue unreadable: {e}");
+                return Ok(());
+            }
+        };
+        match r.status {
+            ReadStatus::Found => {}
+            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage
+                if r.next_offset > from =>
+            {
+                w.add(&[], r.next_offset, st.clock.now_ms())?;
+                continue;
+            }
+            _ => return Ok(()),
+        }
+        let mut entries = Vec::with_capacity(r.messages.len());
+        let mut next = from;
+        for rec in &r.messages {
+            let Ok(v) = RecordView::parse(rec) else {
+                next += 1;
+                continue;
+            };
+            next = u64::try_from(v.queue_offset()).unwrap_or(next) + 1;
+            let topic = v
+                .properties()
+                .and_then(|p| props::get(p, props::REAL_TOPIC))
+                .unwrap_or_default();
+            match due_of(&v) {
+                Some(due) => entries.push(Entry {
+                    due,
+                    phys: u64::try_from(v.physical_offset()).unwrap_or(0),
+                    topic: w.topic_id(topic)?,
+                    flags: 0,
+                }),
+                None => tracing::warn!(offset = next - 1, "scheduled record without TIMER_OUT_MS"),
+            }
+        }
+        w.add(&entries, next, st.clock.now_ms())?;
+    }
+}
+
+/// Delivers every due entry; returns when the next one is due, if any is loaded.
+fn deliver(st: &State, w: &mut Wheel) -> std::io::Result<Option<i64>> {
+    loop {
+        let now = st.clock.now_ms();
+        let due = w.due(now, DELIVER_BATCH);
+        if due.is_empty() {
+            return Ok(w.next_due());
+        }
+        let mut msgs: Vec<NewMessage> = Vec::with_capacity(due.len());
+        for (_, phys, _) in &due {
+            match st.store.read_at(*phys) {
+                Ok(Some(rec)) => match RecordView::parse(&rec).ok().and_then(|v| released(&v)) {
+                    Some(m) => msgs.push(m),
+                    None => tracing::warn!(phys, "scheduled record unusable; dropped"),
+                },
+                Ok(None) => tracing::warn!(phys, "scheduled record no longer stored; dropped"),
+                Err(e) => {
+                    tracing::warn!(phys, "scheduled record unreadable, retried later: {e}");
+                    return Ok(Some(now + 1000));
+                }
+            }
+        }
+        if !msgs.is_empty() {
+            if let Err(e) = st.store.append_batch(&msgs) {
+                tracing::warn!("scheduled messages not delivered yet: {e}");
+                return Ok(Some(now + 1000));
+            }
+            st.counters.stored(msgs.len());
+        }
+        let at = st.clock.now_ms();
+        for (d, _, _) in &due {
+            st.timer_lateness.record(at - d);
+        }
+        w.delivered(&due, at)?;
+    }
+}
+
+/// One pass: index, advance, deliver. Returns the time of the next due entry.
+fn pass(st: &State, last_sync: &mut Instant) -> Option<i64> {
+    let mut w = lock(&st.timer);
+    let r = ingest(st, &mut w)
+        .and_then(|()| w.advance(st.clock.now_ms()))
+        .and_then(|()| deliver(st, &mut w));
+    let next = match r {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("timer files: {e}");
+            Some(st.clock.now_ms() + 1000)
+        }
+    };
+    if last_sync.elapsed() >= SYNC_EVERY {
+        *last_sync = Instant::now();
+        if let Err(e) = w.sync() {
+            tracing::error!("timer files not synced: {e}");
+        }
+    }
+    next
+}
+
+/// The task: runs until shutdown (then syncs the wheel).
+pub(crate) async fn run(st: Arc<State>) {
+    let mut shutdown = st.shutdown.subscribe();
+    let mut last_sync = Instant::now();
+    loop {
+        let s = st.clone();
+        let (next, synced) = tokio::task::spawn_blocking(move || {
+            let n = pass(&s, &mut last_sync);
+            (n, last_sync)
+        })
+        .await
+        .unwrap_or((None, Instant::now()));
+        last_sync = synced;
+        let wait = next.map_or(MAX_IDLE, |t| {
+            Duration::from_millis(u64::try_from(t - st.clock.now_ms()).unwrap_or(0))
+                .min(MAX_IDLE)
+        });
+        tokio::select! {
+            _ = st.timer_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    let s = st.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = lock(&s.timer).sync() {
+            tracing::error!("timer files not synced at shutdown: {e}");
+        }
+    })
+    .await;
+}
