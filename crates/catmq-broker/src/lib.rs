@@ -237,7 +237,11 @@ async fn recover(state: &Arc<State>) -> Result<()> {
         path: state.cfg.data_dir.clone(),
         source,
     })?;
-    tracing::info!(scheduled, pending_transactions = pending, "timer and transactions recovered");
+    tracing::info!(
+        scheduled,
+        pending_transactions = pending,
+        "timer and transactions recovered"
+    );
     Ok(())
 }
 

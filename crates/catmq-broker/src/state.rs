@@ -13,12 +13,12 @@ use tokio::sync::{watch, Notify};
 
 use crate::clients::ClientRegistry;
 use crate::clock::Clock;
-use crate::timer::{Lateness, Wheel};
-use crate::txn::TxnTable;
 use crate::hold::PullWaiters;
 use crate::locks::QueueLocks;
 use crate::offsets::OffsetTable;
+use crate::timer::{Lateness, Wheel};
 use crate::topics::{GroupTable, TopicTable};
+use crate::txn::TxnTable;
 use crate::BrokerConfig;
 
 /// Wall-clock milliseconds.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use catmq_common::{properties, RecordView};
 use catmq_protocol::body::{
     self, fastjson, ConsumerData, HeartbeatData, MessageQueue, ProducerData, ResetOffsetBody,
     TopicRouteData,
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::config::{default_instance_name, ClientConfig};
 use crate::error::{ClientError, Result};
+use crate::producer::{answer_check, TransactionListener};
 use crate::remote::Remote;
 use crate::route::Route;
 
@@ -38,6 +40,8 @@ pub(crate) trait ConsumerMember: Send + Sync + 'static {
 #[derive(Default)]
 struct Members {
     producer_groups: HashSet<String>,
+    /// Transaction producers' listeners, by group (they answer check-backs).
+    checkers: HashMap<String, Arc<dyn TransactionListener>>,
     producer_topics: HashSet<String>,
     consumers: HashMap<String, Weak<dyn ConsumerMember>>,
 }
@@ -73,10 +77,10 @@ impl std::ops::Deref for Instance {
 struct Inbound(Weak<Inner>);
 
 impl Handler for Inbound {
-    fn handle(&self, _conn: &Arc<Connection>, req: RemotingCommand) -> Handled {
+    fn handle(&self, conn: &Arc<Connection>, req: RemotingCommand) -> Handled {
         let oneway = req.is_oneway();
         let reply = match self.0.upgrade() {
-            Some(inner) => inner.on_broker_request(&req),
+            Some(inner) => inner.on_broker_request(conn, &req),
             None => RemotingCommand::error_to(&req, ResponseCode::SystemError, "client closed"),
         };
         if oneway {
@@ -295,9 +299,12 @@ impl Inner {
         }
     }
 
-    pub(crate) fn add_producer(&self, group: &str) {
+    pub(crate) fn add_producer(&self, group: &str, checker: Option<Arc<dyn TransactionListener>>) {
         if let Ok(mut m) = self.members.lock() {
             m.producer_groups.insert(group.to_owned());
+            if let Some(c) = checker {
+                m.checkers.insert(group.to_owned(), c);
+            }
         }
     }
 
@@ -429,6 +436,7 @@ impl Inner {
         if let Ok(mut m) = self.members.lock() {
             if let Some(g) = producer_group {
                 m.producer_groups.remove(g);
+                m.checkers.remove(g);
             }
             if let Some(g) = consumer_group {
                 m.consumers.remove(g);
@@ -454,8 +462,9 @@ impl Inner {
         }
     }
 
-    fn on_broker_request(&self, req: &RemotingCommand) -> RemotingCommand {
+    fn on_broker_request(&self, conn: &Arc<Connection>, req: &RemotingCommand) -> RemotingCommand {
         match RequestCode::from_i32(req.code) {
+            Some(RequestCode::CheckTransactionState) => self.on_check(conn, req),
             Some(RequestCode::NotifyConsumerIdsChanged) => {
                 if let Ok(h) = ConsumerGroupRequestHeader::from_ext(&req.ext) {
                     if let Some(c) = self.consumer(&h.consumer_group) {
@@ -476,6 +485,31 @@ impl Inner {
                     format!("the CatMQ client does not serve request code {}", req.code),
                 )
             }
+        }
+    }
+
+    /// A check-back: the listener of the half message's group (`PGROUP`) answers it.
+    fn on_check(&self, conn: &Arc<Connection>, req: &RemotingCommand) -> RemotingCommand {
+        let group = RecordView::parse(&req.body)
+            .ok()
+            .and_then(|v| properties::get(v.properties()?, properties::PGROUP).map(str::to_owned))
+            .unwrap_or_default();
+        let listener = self
+            .members
+            .lock()
+            .ok()
+            .and_then(|m| m.checkers.get(&group).cloned());
+        let Some(listener) = listener else {
+            tracing::debug!(%group, "check-back for a group without a transaction listener here");
+            return RemotingCommand::error_to(
+                req,
+                ResponseCode::SystemError,
+                format!("no transaction producer of group {group:?} in this client"),
+            );
+        };
+        match answer_check(conn.clone(), req, listener, group, self.cfg.serialize) {
+            Ok(()) => RemotingCommand::response_to(req, ResponseCode::Success),
+            Err(e) => RemotingCommand::error_to(req, ResponseCode::SystemError, e.to_string()),
         }
     }
 

@@ -23,7 +23,7 @@ pub mod producer;
 mod remote;
 mod route;
 
-pub use admin::Admin;
+pub use admin::{Admin, Lateness as TimerLateness, ScheduledMessage, TimerStats};
 pub use catmq_protocol::SerializeType;
 pub use compress::Compression;
 pub use config::{split_addrs, ClientConfig};
@@ -33,5 +33,5 @@ pub use consumer::{
 };
 pub use error::{ClientError, Result};
 pub use message::{Message, MessageExt, MessageQueue, SendResult, SendStatus};
-pub use producer::Producer;
+pub use producer::{Producer, TransactionListener, TransactionSendResult, TransactionState};
 pub use route::Route;

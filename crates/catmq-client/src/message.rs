@@ -68,6 +68,22 @@ impl Message {
         self
     }
 
+    /// Delivers the message at `epoch_ms` (ms since the epoch, compared with the broker's
+    /// clock; a time already passed means now). The send result carries a recall handle.
+    pub fn with_deliver_at(mut self, epoch_ms: i64) -> Self {
+        self.properties
+            .insert(TIMER_DELIVER_MS.to_owned(), epoch_ms.to_string());
+        self
+    }
+
+    /// Delivers the message `delay` after the broker stores it.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        self.properties
+            .insert(TIMER_DELAY_MS.to_owned(), ms.to_string());
+        self
+    }
+
     /// The tag, if any.
     pub fn tags(&self) -> Option<&str> {
         self.property(properties::TAGS)
@@ -227,7 +243,14 @@ pub struct SendResult {
     pub queue_offset: i64,
     /// The broker's region, when it reports one.
     pub region: Option<String>,
+    /// For a scheduled message: the handle that cancels it ([`crate::Producer::recall`]).
+    pub recall_handle: Option<String>,
 }
+
+/// Property: absolute delivery time (ms since the epoch).
+pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
+/// Property: delivery delay in ms from the broker's receipt.
+pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
 
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -11,23 +11,7 @@ use catmq_client::consumer::ConsumerOptions;
 use catmq_client::{ConsumeResult, Message, MessageModel, PushConsumer};
 use catmq_protocol::headers::PULL_SUBSCRIPTION;
 use catmq_testkit::{eventually, Cluster};
-use common::{expected, fast_options, producer, send_n, Seen, WITHIN};
-
-fn collecting(
-    seen: &Seen,
-) -> impl Fn(
-    Vec<catmq_client::MessageExt>,
-    catmq_client::ConsumeContext,
-) -> std::future::Ready<ConsumeResult>
-       + Send
-       + Sync
-       + 'static {
-    let seen = seen.clone();
-    move |msgs, _ctx| {
-        seen.push(&msgs);
-        std::future::ready(ConsumeResult::Success)
-    }
-}
+use common::{collecting, expected, fast_options, producer, send_n, Seen, WITHIN};
 
 async fn consumer(
     c: &Cluster,

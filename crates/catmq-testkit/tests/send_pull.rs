@@ -216,18 +216,22 @@ async fn bad_sends_get_clear_errors() {
         .send_with(&TestClient::send_header("TBW102", 0, &[]), b"x")
         .await;
     assert_eq!(r.code, ResponseCode::MessageIllegal.as_i32());
-    let r = b
-        .send_with(
-            &TestClient::send_header("%RETRY%G", 0, &[("TRAN_MSG", "true")]),
-            b"x",
-        )
-        .await;
-    assert_eq!(
-        r.code,
-        ResponseCode::NoPermission.as_i32(),
-        "{:?}",
-        r.remark
-    );
+    // Timers: beyond the longest delay, or not a number.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let far = (now.as_millis() as i64 + 5 * 366 * 86_400_000).to_string();
+    for bad in [
+        ("TIMER_DELIVER_MS", far.as_str()),
+        ("TIMER_DELAY_SEC", "soon"),
+    ] {
+        let r = b
+            .send_with(&TestClient::send_header("%RETRY%G", 0, &[bad]), b"x")
+            .await;
+        let remark = r.remark.unwrap_or_default();
+        assert_eq!(r.code, ResponseCode::MessageIllegal.as_i32(), "{remark}");
+        assert!(remark.contains("timer message illegal"), "{remark}");
+    }
     let r = b
         .send_with(&TestClient::send_header("%RETRY%G", 7, &[]), b"x")
         .await;

@@ -262,7 +262,10 @@ fn topic_config(
         return Err(refuse(
             req,
             ResponseCode::NoPermission,
-            format!("the topic[{}] is internal; its messages are not consumable", h.topic),
+            format!(
+                "the topic[{}] is internal; its messages are not consumable",
+                h.topic
+            ),
         ));
     }
     let Some(cfg) = lock(&st.topics).get(&h.topic).cloned() else {

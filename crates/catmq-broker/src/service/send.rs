@@ -18,9 +18,10 @@ use catmq_store::{AppendResult, StoreError};
 
 use super::{malformed, refuse, Answer};
 use crate::state::{lock, now_ms, State};
-use crate::{timer, txn};
-use crate::topics::{dlq_topic, is_system_topic, topic_name_error, DLQ_PREFIX, RETRY_PREFIX, TIMER_TOPIC,
+use crate::topics::{
+    dlq_topic, is_system_topic, topic_name_error, DLQ_PREFIX, RETRY_PREFIX, TIMER_TOPIC,
 };
+use crate::{timer, txn};
 
 /// How long a sync-flush send waits for its fsync before answering FLUSH_DISK_TIMEOUT.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,8 +82,8 @@ pub(crate) fn send(st: &Arc<State>, conn: &Arc<Connection>, req: &RemotingComman
                 "a batch cannot be transactional",
             ));
         }
-        let result = txn::store_half(st, conn, base.clone())
-            .map_err(|e| store_error_response(req, &e))?;
+        let result =
+            txn::store_half(st, conn, base.clone()).map_err(|e| store_error_response(req, &e))?;
         st.counters.stored(1);
         let resp = response(st, req, &[base], queue_id, &result);
         return Ok(answer_when_durable(st, req, &[], result.end, resp));

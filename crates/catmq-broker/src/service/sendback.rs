@@ -11,8 +11,8 @@ use catmq_protocol::{RemotingCommand, ResponseCode};
 use catmq_remoting::Connection;
 
 use super::{malformed, ok, refuse, Answer};
-use crate::timer;
 use crate::state::{lock, now_ms, State};
+use crate::timer;
 use crate::topics::{dlq_topic, retry_topic};
 
 /// The stored record at a physical offset.

@@ -48,11 +48,11 @@ impl std::fmt::Display for Refused {
 fn parse_prop(p: &str, key: &str) -> Result<Option<i64>, Refused> {
     match props::get(p, key) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| Refused(format!("timer message illegal: {key}={v:?} is not a number"))),
+        Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+            Refused(format!(
+                "timer message illegal: {key}={v:?} is not a number"
+            ))
+        }),
     }
 }
 
@@ -121,8 +121,6 @@ pub(crate) fn released(view: &RecordView<'_>) -> Option<NewMessage> {
         &m.properties,
         &[],
         &[
-            props::REAL_TOPIC,
-            props::REAL_QID,
             props::DELAY,
             TIMER_DELAY_SEC,
             TIMER_DELAY_MS,
@@ -178,11 +176,12 @@ impl Lateness {
         let Ok(h) = self.hist.lock() else {
             return LatenessSummary::default();
         };
-        h.as_ref().map_or_else(LatenessSummary::default, |h| LatenessSummary {
-            delivered: h.len(),
-            p50: h.value_at_quantile(0.5),
-            p99: h.value_at_quantile(0.99),
-            max: h.max(),
-        })
+        h.as_ref()
+            .map_or_else(LatenessSummary::default, |h| LatenessSummary {
+                delivered: h.len(),
+                p50: h.value_at_quantile(0.5),
+                p99: h.value_at_quantile(0.99),
+                max: h.max(),
+            })
     }
 }

@@ -40,9 +40,7 @@ pub(crate) fn ingest(st: &State, w: &mut Wheel) -> std::io::Result<()> {
         };
         match r.status {
             ReadStatus::Found => {}
-            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage
-                if r.next_offset > from =>
-            {
+            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage if r.next_offset > from => {
                 w.add(&[], r.next_offset, st.clock.now_ms())?;
                 continue;
             }
@@ -147,8 +145,7 @@ pub(crate) async fn run(st: Arc<State>) {
         .unwrap_or((None, Instant::now()));
         last_sync = synced;
         let wait = next.map_or(MAX_IDLE, |t| {
-            Duration::from_millis(u64::try_from(t - st.clock.now_ms()).unwrap_or(0))
-                .min(MAX_IDLE)
+            Duration::from_millis(u64::try_from(t - st.clock.now_ms()).unwrap_or(0)).min(MAX_IDLE)
         });
         tokio::select! {
             _ = st.timer_wake.notified() => {}

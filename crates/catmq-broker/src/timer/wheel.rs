@@ -397,7 +397,10 @@ impl Wheel {
         let mut by_bucket: BTreeMap<Bucket, Vec<Entry>> = BTreeMap::new();
         for e in read_entries(&self.path(b))? {
             if e.flags & FLAG_CANCEL != 0 || !done.contains(&e.phys) {
-                by_bucket.entry(Bucket::of(e.due, span)).or_default().push(e);
+                by_bucket
+                    .entry(Bucket::of(e.due, span))
+                    .or_default()
+                    .push(e);
             }
         }
         for (fine, es) in by_bucket {
@@ -475,7 +478,10 @@ impl Wheel {
             }
         }
         for (start, buf) in by_bucket {
-            let b = Bucket { span: MINUTE, start };
+            let b = Bucket {
+                span: MINUTE,
+                start,
+            };
             let path = self.done_path(b);
             OpenOptions::new()
                 .create(true)
@@ -500,7 +506,10 @@ impl Wheel {
         self.sync()?;
         for start in over {
             self.loaded.remove(&start);
-            self.remove_files(Bucket { span: MINUTE, start })?;
+            self.remove_files(Bucket {
+                span: MINUTE,
+                start,
+            })?;
         }
         Ok(())
     }

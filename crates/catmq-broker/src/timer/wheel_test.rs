@@ -32,7 +32,11 @@ fn entries_are_delivered_in_due_order_and_buckets_are_removed() {
     let mut w = Wheel::open(dir.path()).unwrap();
     let t = w.topic_id("T").unwrap();
     w.add(
-        &[entry(T0 + 5_000, 2, t), entry(T0 + 1_000, 1, t), entry(T0 + 65_000, 3, t)],
+        &[
+            entry(T0 + 5_000, 2, t),
+            entry(T0 + 1_000, 1, t),
+            entry(T0 + 65_000, 3, t),
+        ],
         3,
         T0,
     )
@@ -45,7 +49,13 @@ fn entries_are_delivered_in_due_order_and_buckets_are_removed() {
     assert!(w.counts().is_empty());
     let files = fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "tw"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "tw")
+        })
         .count();
     assert_eq!(files, 0, "finished buckets are deleted");
 }
@@ -63,7 +73,10 @@ fn a_year_ahead_cascades_down_and_arrives_on_time() {
     w.advance(due - DAY + HOUR).unwrap();
     assert!(dir.path().join(Bucket::of(due, HOUR).file_name()).exists());
     w.advance(due - 30 * MINUTE).unwrap();
-    assert!(dir.path().join(Bucket::of(due, MINUTE).file_name()).exists());
+    assert!(dir
+        .path()
+        .join(Bucket::of(due, MINUTE).file_name())
+        .exists());
     assert!(w.due(due - 1, 10).is_empty());
     let got = run(&mut w, due - 3_000, due + 1_000, 100);
     assert_eq!(got.len(), 1);
@@ -78,8 +91,12 @@ fn cancel_works_at_any_distance_and_not_after_delivery() {
     let t = w.topic_id("C").unwrap();
     let far = T0 + 40 * DAY;
     let near = T0 + 10_000;
-    w.add(&[entry(far, 1, t), entry(near, 2, t), entry(near, 3, t)], 3, T0)
-        .unwrap();
+    w.add(
+        &[entry(far, 1, t), entry(near, 2, t), entry(near, 3, t)],
+        3,
+        T0,
+    )
+    .unwrap();
     assert_eq!(w.cancel(far, 1, t, T0).unwrap(), Cancel::Cancelled);
     assert_eq!(w.cancel(far, 1, t, T0).unwrap(), Cancel::AlreadyCancelled);
     w.advance(T0).unwrap();
@@ -93,7 +110,10 @@ fn cancel_works_at_any_distance_and_not_after_delivery() {
     let mut w = Wheel::open(dir.path()).unwrap();
     assert_eq!(w.whereabouts(far, 1, T0), Whereabouts::Cancelled);
     let got = run(&mut w, far - 2 * DAY, far + 1_000, 30 * MINUTE);
-    assert!(got.is_empty(), "a cancelled entry is never delivered: {got:?}");
+    assert!(
+        got.is_empty(),
+        "a cancelled entry is never delivered: {got:?}"
+    );
 }
 
 #[test]
@@ -101,7 +121,9 @@ fn a_restart_keeps_pending_entries_and_forgets_delivered_ones() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = Wheel::open(dir.path()).unwrap();
     let t = w.topic_id("R").unwrap();
-    let es: Vec<Entry> = (0..10).map(|i| entry(T0 + 1_000 * i, i as u64, t)).collect();
+    let es: Vec<Entry> = (0..10)
+        .map(|i| entry(T0 + 1_000 * i, i as u64, t))
+        .collect();
     w.add(&es, 10, T0).unwrap();
     let first = run(&mut w, T0, T0 + 4_500, 500);
     assert_eq!(first.len(), 5);
@@ -120,7 +142,11 @@ fn a_restart_keeps_pending_entries_and_forgets_delivered_ones() {
 
 #[test]
 fn bucket_names_round_trip() {
-    for b in [Bucket::of(T0, MINUTE), Bucket::of(T0, HOUR), Bucket::of(T0, DAY)] {
+    for b in [
+        Bucket::of(T0, MINUTE),
+        Bucket::of(T0, HOUR),
+        Bucket::of(T0, DAY),
+    ] {
         assert_eq!(Bucket::parse(&b.file_name()), Some(b));
     }
     assert_eq!(Bucket::parse("7-100.tw"), None);

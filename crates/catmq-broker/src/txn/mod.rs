@@ -114,7 +114,12 @@ impl TxnTable {
     /// (half progress, op progress): every half message below the first is resolved, and every
     /// op record below the second is about one of those.
     fn progress(&self) -> (u64, u64) {
-        let half = self.pending.keys().next().copied().unwrap_or(self.next_half);
+        let half = self
+            .pending
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_half);
         let op = self
             .pending
             .values()
@@ -220,7 +225,12 @@ pub(crate) fn committed(st: &State, half: &RecordView<'_>) -> Result<NewMessage,
     m.properties = props::update(
         &m.properties,
         &[(PREPARED_QUEUE_OFFSET, &key)],
-        &[props::REAL_TOPIC, props::REAL_QID, props::TRAN_MSG, CHECK_TIMES],
+        &[
+            props::REAL_TOPIC,
+            props::REAL_QID,
+            props::TRAN_MSG,
+            CHECK_TIMES,
+        ],
     );
     m.topic = topic;
     m.queue_id = queue;
@@ -233,16 +243,16 @@ pub(crate) fn committed(st: &State, half: &RecordView<'_>) -> Result<NewMessage,
 /// Records the outcome of the half message `half` (its key is its queue offset): a commit
 /// publishes it with its `c` record in one batch; a rollback or a discard appends the record
 /// (and a discard, when configured, a copy in [`CHECK_MAX_TOPIC`]).
-pub(crate) fn resolve(
-    st: &State,
-    half: &RecordView<'_>,
-    op: Op,
-) -> Result<Resolution, String> {
+pub(crate) fn resolve(st: &State, half: &RecordView<'_>, op: Op) -> Result<Resolution, String> {
     let key = u64::try_from(half.queue_offset()).map_err(|_| "negative queue offset")?;
     let mut batch = Vec::with_capacity(2);
     match op {
         Op::Commit => batch.push(committed(st, half)?),
         Op::Discard if st.cfg.transaction.keep_discarded => {
+            let made = lock(&st.topics).ensure(CHECK_MAX_TOPIC, 1, st.clock.now_ms());
+            if made.map_err(|e| e.to_string())?.1 {
+                st.register_wake.notify_one();
+            }
             let mut m = half.to_new_message();
             m.topic = CHECK_MAX_TOPIC.to_owned();
             m.queue_id = 0;

@@ -34,9 +34,7 @@ pub(crate) fn scan(
         })?;
         match r.status {
             ReadStatus::Found => {}
-            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage
-                if r.next_offset > offset =>
-            {
+            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage if r.next_offset > offset => {
                 offset = r.next_offset;
                 continue;
             }

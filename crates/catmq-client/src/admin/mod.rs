@@ -1,6 +1,7 @@
 //! The admin client: mqadmin's daily verbs over the remoting protocol.
 
 mod messages;
+mod timer;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ use catmq_protocol::headers::{
 use catmq_protocol::{ExtFields, RequestCode, ResponseCode};
 
 pub use messages::QueueLag;
+pub use timer::{Lateness, ScheduledMessage, TimerStats};
 
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};

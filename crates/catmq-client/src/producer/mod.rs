@@ -4,6 +4,7 @@
 mod fault;
 mod select;
 mod send;
+mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 pub use select::{QueueSelector, SelectByHash, SelectRoundRobin};
 pub(crate) use send::check_topic;
+pub(crate) use txn::answer_check;
+pub use txn::{TransactionListener, TransactionSendResult, TransactionState};
 
 use crate::compress::Compression;
 use crate::config::ClientConfig;
@@ -96,6 +99,7 @@ pub(crate) struct Inner {
     hooks: Vec<Arc<dyn SendHook>>,
     faults: LatencyFaults,
     next_queue: AtomicUsize,
+    listener: Option<Arc<dyn TransactionListener>>,
 }
 
 /// A producer; clones share it.
@@ -108,9 +112,17 @@ pub struct ProducerBuilder {
     config: ClientConfig,
     opts: ProducerOptions,
     hooks: Vec<Arc<dyn SendHook>>,
+    listener: Option<Arc<dyn TransactionListener>>,
 }
 
 impl ProducerBuilder {
+    /// Makes this a transaction producer: `listener` runs local transactions
+    /// ([`Producer::send_in_transaction`]) and answers the broker's check-backs.
+    pub fn transaction_listener(mut self, listener: Arc<dyn TransactionListener>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
     crate::config::builder_settings!(ProducerOptions);
 
     /// How long one attempt waits.
@@ -137,7 +149,7 @@ impl ProducerBuilder {
             return Err(ClientError::Invalid("producer group is empty".into()));
         }
         let instance = Instance::start(self.config).await?;
-        instance.add_producer(&self.group);
+        instance.add_producer(&self.group, self.listener.clone());
         Ok(Producer(Arc::new(Inner {
             group: self.group,
             instance,
@@ -145,6 +157,7 @@ impl ProducerBuilder {
             hooks: self.hooks,
             faults: LatencyFaults::default(),
             next_queue: AtomicUsize::new(0),
+            listener: self.listener,
         })))
     }
 }
@@ -157,6 +170,7 @@ impl Producer {
             config: ClientConfig::default(),
             opts: ProducerOptions::default(),
             hooks: Vec::new(),
+            listener: None,
         }
     }
 

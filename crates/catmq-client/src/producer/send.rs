@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use catmq_common::properties;
+use catmq_common::record::sys_flag;
 use catmq_protocol::batch::{encode_batch, BatchEntry};
 use catmq_protocol::headers::{SendMessageRequestHeader, SendMessageResponseHeader};
 use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
@@ -12,7 +13,10 @@ use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
 use super::{Inner, QueueSelector, SendContext};
 use crate::compress;
 use crate::error::{ClientError, Result};
-use crate::message::{new_uniq_id, now_ms, Message, MessageQueue, SendResult, SendStatus};
+use crate::message::{
+    new_uniq_id, now_ms, Message, MessageQueue, SendResult, SendStatus, TIMER_DELAY_MS,
+    TIMER_DELIVER_MS,
+};
 use crate::route::Route;
 
 /// Longest topic name.
@@ -109,7 +113,10 @@ fn prepare_batch(p: &Inner, msgs: Vec<Message>) -> Result<Prepared> {
                 m.topic
             )));
         }
-        if m.delay_level().is_some_and(|l| l > 0) {
+        if m.delay_level().is_some_and(|l| l > 0)
+            || m.property(TIMER_DELIVER_MS).is_some()
+            || m.property(TIMER_DELAY_MS).is_some()
+        {
             return Err(ClientError::Invalid(
                 "messages in a batch cannot be delayed".into(),
             ));
@@ -217,6 +224,7 @@ fn result_of(
         },
         queue_offset: h.queue_offset,
         region: h.msg_region,
+        recall_handle: h.recall_handle,
     })
 }
 
@@ -319,6 +327,18 @@ async fn deliver(p: &Inner, msg: &Message, m: Prepared, target: Target) -> Resul
 pub(super) async fn send(p: &Inner, mut msg: Message, target: Target) -> Result<SendResult> {
     let prepared = prepare(p, &mut msg)?;
     deliver(p, &msg, prepared, target).await
+}
+
+/// Sends `msg` as a half (prepared) transactional message of the producer's group.
+pub(super) async fn send_half(p: &Inner, mut msg: Message) -> Result<SendResult> {
+    msg.properties
+        .insert(properties::TRAN_MSG.to_owned(), "true".to_owned());
+    msg.properties
+        .insert(properties::PGROUP.to_owned(), p.group.clone());
+    msg.properties.remove(properties::DELAY);
+    let mut prepared = prepare(p, &mut msg)?;
+    prepared.sys_flag |= sys_flag::TRANSACTION_PREPARED;
+    deliver(p, &msg, prepared, Target::Any).await
 }
 
 pub(super) async fn send_batch(p: &Inner, msgs: Vec<Message>) -> Result<SendResult> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use catmq_client::consumer::ConsumerOptions;
-use catmq_client::{ConsumeFrom, Message, MessageExt, Producer};
+use catmq_client::{ConsumeFrom, ConsumeResult, Message, MessageExt, Producer};
 use catmq_testkit::Cluster;
 
 /// How long a test waits for an observable state.
@@ -70,6 +70,23 @@ impl Seen {
 
     pub async fn wait_for(&self, n: usize, what: &str) {
         catmq_testkit::eventually(WITHIN, what, || async { (self.len() >= n).then_some(()) }).await;
+    }
+}
+
+/// A concurrent listener that collects what it gets into `seen`.
+pub fn collecting(
+    seen: &Seen,
+) -> impl Fn(
+    Vec<catmq_client::MessageExt>,
+    catmq_client::ConsumeContext,
+) -> std::future::Ready<ConsumeResult>
+       + Send
+       + Sync
+       + 'static {
+    let seen = seen.clone();
+    move |msgs, _ctx| {
+        seen.push(&msgs);
+        std::future::ready(ConsumeResult::Success)
     }
 }
 

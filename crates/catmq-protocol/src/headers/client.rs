@@ -30,4 +30,3 @@ crate::ext_header! {
         max_reconsume_times: Option<i32> = "maxReconsumeTimes",
     }
 }
-
