@@ -87,7 +87,7 @@ wire_enum! {
         GetSubscriptionGroupConfig = 352,
         BrokerHeartbeat = 904,
         /// CatMQ: where one scheduled message is (due time, pending / cancelled / delivered).
-        CatmqQueryTimerMessage = 100_061,
+        CatmqQueryTimerMessage = 25_061,
     }
 }
 
