@@ -86,6 +86,7 @@ fn produce_consume_and_admin_lag_reaches_zero() {
     assert!(out.contains("body=four"), "{out}");
 
     admin_verbs(n, &offset_id);
+    timer_verbs(n);
     let (exited, stopped) = server.terminate();
     assert!(exited && stopped);
 }
@@ -125,6 +126,29 @@ fn admin_verbs(n: &str, offset_id: &str) {
         ok(&["admin", "-n", n, "group", "progress", "-g", "CliG", "-t", "CliT"])
             .contains("total lag: 4")
     );
+}
+
+/// A scheduled message: produced with a delay, shown, counted, cancelled.
+fn timer_verbs(n: &str) {
+    let out = ok(&[
+        "produce", "-n", n, "-t", "CliLater", "--delay", "2h", "later",
+    ]);
+    assert!(out.contains("recallHandle="), "{out}");
+    let id = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("msgId="))
+        .unwrap()
+        .to_owned();
+    let show = [
+        "admin", "-n", n, "timer", "show", "-t", "CliLater", "--id", &id,
+    ];
+    assert!(ok(&show).contains("PENDING"));
+    assert!(ok(&["admin", "-n", n, "timer", "status"]).contains("CliLater: 1"));
+    ok(&[
+        "admin", "-n", n, "timer", "cancel", "-t", "CliLater", "--id", &id,
+    ]);
+    assert!(ok(&show).contains("CANCELLED"));
+    assert!(!ok(&["admin", "-n", n, "timer", "status"]).contains("CliLater"));
 }
 
 #[test]

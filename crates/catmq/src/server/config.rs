@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use catmq_broker::{parse_delay_levels, BrokerConfig};
+use catmq_broker::{parse_delay_levels, BrokerConfig, TimerConfig, TransactionConfig};
 use catmq_store::{FlushMode, RetentionConfig};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,11 @@ pub struct BrokerSection {
     pub lock_expiry_secs: u64,
     pub offset_persist_ms: u64,
     pub register_interval_secs: u64,
+    pub transaction_check_delay_ms: u64,
+    pub transaction_check_interval_ms: u64,
+    pub transaction_check_max: u32,
+    pub transaction_keep_discarded: bool,
+    pub timer_max_delay_days: u64,
 }
 
 /// `[store]`
@@ -113,6 +118,11 @@ impl Default for BrokerSection {
             lock_expiry_secs: b.lock_expiry.as_secs(),
             offset_persist_ms: b.offset_persist_interval.as_millis() as u64,
             register_interval_secs: b.register_interval.as_secs(),
+            transaction_check_delay_ms: b.transaction.check_delay.as_millis() as u64,
+            transaction_check_interval_ms: b.transaction.check_interval.as_millis() as u64,
+            transaction_check_max: b.transaction.check_max,
+            transaction_keep_discarded: b.transaction.keep_discarded,
+            timer_max_delay_days: b.timer.max_delay.as_secs() / 86_400,
         }
     }
 }
@@ -251,6 +261,15 @@ impl ServerConfig {
         c.lock_expiry = Duration::from_secs(b.lock_expiry_secs);
         c.offset_persist_interval = Duration::from_millis(b.offset_persist_ms.max(10));
         c.register_interval = Duration::from_secs(b.register_interval_secs.max(1));
+        c.transaction = TransactionConfig {
+            check_delay: Duration::from_millis(b.transaction_check_delay_ms),
+            check_interval: Duration::from_millis(b.transaction_check_interval_ms.max(1)),
+            check_max: b.transaction_check_max,
+            keep_discarded: b.transaction_keep_discarded,
+        };
+        c.timer = TimerConfig {
+            max_delay: Duration::from_secs(b.timer_max_delay_days.max(1).saturating_mul(86_400)),
+        };
         c.store.flush = match s.flush.as_str() {
             "async" => FlushMode::Async {
                 interval: Duration::from_millis(s.flush_interval_ms.max(1)),

@@ -6,6 +6,8 @@ use catmq_client::{Admin, MessageExt};
 use catmq_protocol::body::{perm, SubscriptionGroupConfig, TopicConfig};
 use clap::{Args, Subcommand};
 
+use super::timer::TimerCommand;
+
 use super::{now_ms, parse_time, runtime, ConnArgs};
 
 /// `catmq admin` flags.
@@ -49,6 +51,9 @@ pub enum AdminCommand {
     },
     /// Clusters and their brokers.
     Cluster,
+    /// Scheduled messages: status, one message, cancel.
+    #[command(subcommand)]
+    Timer(TimerCommand),
 }
 
 /// `catmq admin topic ...`
@@ -217,6 +222,7 @@ pub fn run(args: &AdminArgs) -> Result<()> {
                 Ok(())
             }
             AdminCommand::Cluster => cluster(&admin).await,
+            AdminCommand::Timer(t) => super::timer::run(&admin, t).await,
         };
         admin.close();
         r

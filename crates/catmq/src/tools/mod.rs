@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod consume;
 pub mod produce;
+pub mod timer;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,7 +68,12 @@ pub fn parse_time(s: &str) -> Result<i64> {
     if s == "now" {
         return Ok(now_ms());
     }
-    if let Some(ago) = s.strip_prefix('-') {
+    let (sign, rel) = match (s.strip_prefix('-'), s.strip_prefix('+')) {
+        (Some(r), _) => (-1, Some(r)),
+        (_, Some(r)) => (1, Some(r)),
+        _ => (0, None),
+    };
+    if let Some(ago) = rel {
         let (n, unit) = ago.split_at(ago.find(|c: char| !c.is_ascii_digit()).unwrap_or(ago.len()));
         let n: i64 = n.parse().with_context(|| format!("bad time {s:?}"))?;
         let ms = match unit {
@@ -78,10 +84,11 @@ pub fn parse_time(s: &str) -> Result<i64> {
             "d" => 86_400_000,
             other => bail!("bad time unit {other:?} in {s:?} (use ms, s, m, h or d)"),
         };
-        return Ok(now_ms() - n * ms);
+        return Ok(now_ms() + sign * n * ms);
     }
-    s.parse()
-        .with_context(|| format!("bad time {s:?}: use milliseconds since the epoch, now, or -10m"))
+    s.parse().with_context(|| {
+        format!("bad time {s:?}: use milliseconds since the epoch, now, -10m or +10m")
+    })
 }
 
 /// A `key=value` pair.

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use catmq_client::{Message, Producer};
 use clap::Args;
 
-use super::{parse_kv, runtime, ConnArgs};
+use super::{parse_kv, parse_time, runtime, ConnArgs};
 
 /// `catmq produce` flags.
 #[derive(Debug, Args)]
@@ -29,6 +29,12 @@ pub struct ProduceArgs {
     /// Delay level (1..=18) for scheduled delivery.
     #[arg(long)]
     pub delay_level: Option<i32>,
+    /// Deliver at this time: ms since the epoch, or +10m / +2h / +30d from now.
+    #[arg(long, conflicts_with_all = ["delay", "delay_level"])]
+    pub deliver_at: Option<String>,
+    /// Deliver this long after the broker stores it (90s, 10m, 2h, 7d).
+    #[arg(long, value_parser = parse_delay, conflicts_with = "delay_level")]
+    pub delay: Option<Duration>,
     /// Send in order on the queue chosen by this key.
     #[arg(long)]
     pub order_key: Option<String>,
@@ -59,8 +65,21 @@ fn bodies(args: &ProduceArgs) -> Result<Vec<String>> {
         .context("reading messages from stdin")
 }
 
-fn message(args: &ProduceArgs, body: &str) -> Message {
+fn parse_delay(s: &str) -> Result<Duration> {
+    match catmq_broker::parse_delay_levels(s).map_err(anyhow::Error::msg)?[..] {
+        [d] => Ok(d),
+        _ => anyhow::bail!("one delay, such as 90s or 10m, not {s:?}"),
+    }
+}
+
+fn message(args: &ProduceArgs, body: &str, deliver_at: Option<i64>) -> Message {
     let mut m = Message::new(args.topic.clone(), body.to_owned());
+    if let Some(at) = deliver_at {
+        m = m.with_deliver_at(at);
+    }
+    if let Some(d) = args.delay {
+        m = m.with_delay(d);
+    }
     if let Some(t) = &args.tags {
         m = m.with_tags(t.clone());
     }
@@ -79,6 +98,7 @@ fn message(args: &ProduceArgs, body: &str) -> Message {
 /// Runs `catmq produce`.
 pub fn run(args: &ProduceArgs) -> Result<()> {
     let bodies = bodies(args)?;
+    let deliver_at = args.deliver_at.as_deref().map(parse_time).transpose()?;
     runtime()?.block_on(async {
         let p = Producer::builder(args.group.clone())
             .config(args.conn.config())
@@ -97,7 +117,7 @@ pub fn run(args: &ProduceArgs) -> Result<()> {
                     tokio::time::sleep_until(next).await;
                     next += gap;
                 }
-                let m = message(args, body);
+                let m = message(args, body, deliver_at);
                 let r = match &args.order_key {
                     Some(k) => p.send_ordered(m, k).await,
                     None => p.send(m).await,
@@ -114,6 +134,9 @@ pub fn run(args: &ProduceArgs) -> Result<()> {
                         r.queue_offset,
                         r.status
                     );
+                    if let Some(h) = &r.recall_handle {
+                        println!("recallHandle={h}");
+                    }
                 }
             }
         }
