@@ -5,7 +5,8 @@
 //! 2. a concurrent push consumer receives every one;
 //! 3. an orderly push consumer receives each queue in offset order;
 //! 4. a listener that fails once gets the message again from the retry topic;
-//! 5. after a broker restart, the group resumes at its committed offset.
+//! 5. its transaction producer commits, rolls back, and answers a check-back;
+//! 6. after a broker restart, the group resumes at its committed offset.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
@@ -18,8 +19,10 @@ use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
     ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultMQProducer,
     DefaultMQPushConsumer, MQPushConsumer, MessageListenerConcurrently, MessageListenerOrderly,
-    MessageQueueSelector, SelectMessageQueueByHash, SendStatus,
+    LocalTransactionState, MessageQueueSelector, SelectMessageQueueByHash, SendStatus,
+    TransactionListener, TransactionMQProducer,
 };
+use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
@@ -198,6 +201,7 @@ pub async fn scenario(scope: &str) -> (u64, u64) {
     let (mut all, seen) = every_message_is_consumed(&rt, &ns, &producer).await;
     each_queue_is_consumed_in_order(&rt, &ns, &producer).await;
     a_failed_message_comes_back_from_the_retry_topic(&producer, &seen).await;
+    transactions_commit_roll_back_and_check_back(&rt, &ns).await;
     all.shutdown().await;
     let before = header_counts(&cluster).await;
     cluster.restart_broker().await;
@@ -208,6 +212,78 @@ pub async fn scenario(scope: &str) -> (u64, u64) {
     let after = header_counts(&cluster).await;
     cluster.shutdown().await;
     (before.0 + after.0, before.1 + after.1)
+}
+
+/// Decides by body prefix; a check-back commits (and is recorded).
+struct Tx {
+    checked: Arc<Mutex<Vec<String>>>,
+}
+
+fn text(b: Option<&[u8]>) -> String {
+    b.map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+impl TransactionListener for Tx {
+    fn execute_local_transaction(
+        &self,
+        msg: &dyn MessageTrait,
+        _: Option<&(dyn std::any::Any + Send + Sync)>,
+    ) -> LocalTransactionState {
+        let b = text(msg.get_body().map(|b| b.as_ref()));
+        if b.starts_with("commit") {
+            LocalTransactionState::CommitMessage
+        } else if b.starts_with("rollback") {
+            LocalTransactionState::RollbackMessage
+        } else {
+            LocalTransactionState::Unknown
+        }
+    }
+
+    fn check_local_transaction(&self, msg: &MessageExt) -> LocalTransactionState {
+        let b = text(msg.body().as_deref());
+        self.checked.lock().unwrap().push(b);
+        LocalTransactionState::CommitMessage
+    }
+}
+
+/// The client's transaction producer: a commit is delivered, a rollback never is, and an
+/// unknown outcome is settled by the broker's check-back (which the client answers).
+async fn transactions_commit_roll_back_and_check_back(rt: &ClientRt, ns: &str) {
+    let checked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut p = TransactionMQProducer::builder(rt.client.clone())
+        .producer_group("compat_tx")
+        .name_server_addr(ns.to_string())
+        .transaction_listener(Tx {
+            checked: checked.clone(),
+        })
+        .build();
+    p.start().await.unwrap();
+    for (body, want) in [
+        ("commit-1", LocalTransactionState::CommitMessage),
+        ("rollback-1", LocalTransactionState::RollbackMessage),
+        ("unknown-1", LocalTransactionState::Unknown),
+    ] {
+        let m = Message::builder()
+            .topic("CompatTx")
+            .body(body.as_bytes().to_vec())
+            .build()
+            .unwrap();
+        let r = p.send_message_in_transaction::<(), _>(m, None).await.unwrap();
+        assert_eq!(r.local_transaction_state, Some(want));
+        assert_eq!(r.send_result.unwrap().send_status, SendStatus::SendOk);
+    }
+    let (mut c, seen) = consumer(rt, ns, "compat_tx_consumer", "CompatTx", false).await;
+    wait_for("the commit and the checked-back unknown", &seen, |s| {
+        s.iter().any(|x| x.4 == "commit-1") && s.iter().any(|x| x.4 == "unknown-1")
+    })
+    .await;
+    assert!(checked.lock().unwrap().iter().any(|b| b == "unknown-1"));
+    let bodies: Vec<String> = seen.lock().unwrap().iter().map(|x| x.4.clone()).collect();
+    assert!(!bodies.contains(&"rollback-1".to_owned()), "{bodies:?}");
+    assert_eq!(bodies.len(), 2, "each once: {bodies:?}");
+    c.shutdown().await;
+    p.shutdown().await;
 }
 
 /// 1,000 sync sends, then a concurrent push consumer receives every one (it keeps running).
