@@ -137,7 +137,7 @@ async fn commit_rollback_and_every_check_back_outcome() {
     assert_eq!(rt["transactionCommitted"], "2");
     assert_eq!(rt["transactionRolledBack"], "2");
     assert_eq!(seen.bodies(), vec!["commit-1", "unknown-commit-1"]);
-    let m = &seen.0.lock().unwrap()[0];
+    let m = seen.0.lock().unwrap()[0].clone();
     assert_eq!(m.topic(), "TxT");
     assert_eq!(
         m.msg_id, sent[0].1.send.msg_id,

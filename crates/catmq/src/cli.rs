@@ -91,6 +91,9 @@ pub enum BenchCommand {
     Consume(crate::bench::net::NetArgs),
     /// A consumer plus producers at `--rate`: send and send-to-listener latency.
     E2e(crate::bench::net::NetArgs),
+    /// Scheduled messages spread over a window, with background traffic: timer ingest rate
+    /// and delivery lateness.
+    Timer(crate::bench::net::TimerBenchArgs),
     /// Internal: the append phase of `bench store --mode recovery`, run in a child process that
     /// the parent kills with SIGKILL once it prints "done".
     #[command(hide = true)]

@@ -105,7 +105,9 @@ fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
             })
             .subscribe("CrashT", "*")
             .concurrent(move |msgs: Vec<MessageExt>, _| {
-                let bodies = msgs.iter().map(|m| String::from_utf8_lossy(m.body()).into_owned());
+                let bodies = msgs
+                    .iter()
+                    .map(|m| String::from_utf8_lossy(m.body()).into_owned());
                 s.lock().unwrap().extend(bodies);
                 std::future::ready(ConsumeResult::Success)
             })
@@ -127,7 +129,10 @@ fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
         plain.shutdown().await;
         p.shutdown().await;
     });
-    assert!(checks.load(Ordering::SeqCst) >= 1, "committed by a check-back");
+    assert!(
+        checks.load(Ordering::SeqCst) >= 1,
+        "committed by a check-back"
+    );
     let (exited, stopped) = server.terminate();
     assert!(exited && stopped);
 }

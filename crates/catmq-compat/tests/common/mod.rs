@@ -18,14 +18,14 @@ use catmq_testkit::Cluster;
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
     ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultMQProducer,
-    DefaultMQPushConsumer, MQPushConsumer, MessageListenerConcurrently, MessageListenerOrderly,
-    LocalTransactionState, MessageQueueSelector, SelectMessageQueueByHash, SendStatus,
+    DefaultMQPushConsumer, LocalTransactionState, MQPushConsumer, MessageListenerConcurrently,
+    MessageListenerOrderly, MessageQueueSelector, SelectMessageQueueByHash, SendStatus,
     TransactionListener, TransactionMQProducer,
 };
-use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::common::message::MessageTrait;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -269,7 +269,10 @@ async fn transactions_commit_roll_back_and_check_back(rt: &ClientRt, ns: &str) {
             .body(body.as_bytes().to_vec())
             .build()
             .unwrap();
-        let r = p.send_message_in_transaction::<(), _>(m, None).await.unwrap();
+        let r = p
+            .send_message_in_transaction::<(), _>(m, None)
+            .await
+            .unwrap();
         assert_eq!(r.local_transaction_state, Some(want));
         assert_eq!(r.send_result.unwrap().send_status, SendStatus::SendOk);
     }

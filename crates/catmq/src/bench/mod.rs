@@ -18,6 +18,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Produce(args) => net::run_produce(args),
         BenchCommand::Consume(args) => net::run_consume(args),
         BenchCommand::E2e(args) => net::run_e2e(args),
+        BenchCommand::Timer(args) => net::run_timer(args),
         BenchCommand::StoreChild(args) => store::child_main(&args).map(|()| ExitCode::SUCCESS),
     }
 }

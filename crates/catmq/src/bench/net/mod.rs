@@ -3,6 +3,7 @@
 
 mod consume;
 mod produce;
+mod timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use crate::tools::ConnArgs;
 
 pub use consume::{run_consume, run_e2e};
 pub use produce::run_produce;
+pub use timer::{run_timer, TimerBenchArgs};
 
 /// How producers send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
