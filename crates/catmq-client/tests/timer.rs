@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use catmq_client::{Admin, ClientConfig, Message, PushConsumer};
 use catmq_testkit::{eventually, Cluster};
-use common::{collecting, fast_options, producer, Seen, WITHIN};
+use common::{collecting_consumer, producer, Seen, WITHIN};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -23,16 +23,7 @@ async fn admin(c: &Cluster) -> Admin {
 }
 
 async fn consumer(c: &Cluster, topic: &str) -> (PushConsumer, Seen) {
-    let seen = Seen::default();
-    let pc = PushConsumer::builder(format!("G-{topic}"))
-        .namesrv(&c.namesrv_addr())
-        .options(fast_options())
-        .subscribe(topic, "*")
-        .concurrent(collecting(&seen))
-        .start()
-        .await
-        .unwrap();
-    (pc, seen)
+    collecting_consumer(c, &format!("G-{topic}"), topic).await
 }
 
 /// Moves the broker's clock and wakes its timer.

@@ -20,7 +20,7 @@ use catmq_common::msgid::parse_offset_msg_id;
 use catmq_protocol::headers::{EndTransactionRequestHeader, PULL_SUBSCRIPTION};
 use catmq_protocol::RequestCode;
 use catmq_testkit::{eventually, Cluster};
-use common::{collecting, fast_options, Seen, WITHIN};
+use common::{collecting_consumer, Seen, WITHIN};
 
 /// Answers by body prefix: `commit…`, `rollback…`, `unknown…` when executing; a check-back of
 /// `unknown-commit…` commits, of `unknown-rollback…` rolls back, anything else stays unknown.
@@ -83,17 +83,7 @@ async fn tx_producer(c: &Cluster, bank: Arc<Bank>) -> Producer {
 }
 
 async fn consumer(c: &Cluster, topic: &str) -> (PushConsumer, Seen) {
-    let seen = Seen::default();
-    let s = seen.clone();
-    let pc = PushConsumer::builder("TxConsumers")
-        .namesrv(&c.namesrv_addr())
-        .options(fast_options())
-        .subscribe(topic, "*")
-        .concurrent(collecting(&s))
-        .start()
-        .await
-        .unwrap();
-    (pc, seen)
+    collecting_consumer(c, "TxConsumers", topic).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

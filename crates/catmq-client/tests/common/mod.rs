@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use catmq_client::consumer::ConsumerOptions;
-use catmq_client::{ConsumeFrom, ConsumeResult, Message, MessageExt, Producer};
+use catmq_client::{ConsumeFrom, ConsumeResult, Message, MessageExt, Producer, PushConsumer};
 use catmq_testkit::Cluster;
 
 /// How long a test waits for an observable state.
@@ -88,6 +88,21 @@ pub fn collecting(
         seen.push(&msgs);
         std::future::ready(ConsumeResult::Success)
     }
+}
+
+/// A concurrent push consumer of `group` on all of `topic`, from the first message, that
+/// collects what it gets.
+pub async fn collecting_consumer(c: &Cluster, group: &str, topic: &str) -> (PushConsumer, Seen) {
+    let seen = Seen::default();
+    let pc = PushConsumer::builder(group)
+        .namesrv(&c.namesrv_addr())
+        .options(fast_options())
+        .subscribe(topic, "*")
+        .concurrent(collecting(&seen))
+        .start()
+        .await
+        .unwrap();
+    (pc, seen)
 }
 
 /// Sorted bodies `"{prefix}{i}"` for `i` in `0..n`.
