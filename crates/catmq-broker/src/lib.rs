@@ -210,6 +210,12 @@ impl Broker {
                 tracing::warn!("a broker task did not stop within 10 s");
             }
         }
+        // Handlers still finishing (a long poll, a flush wait) hold the state, and with it the
+        // store; give them a moment so the store's files are closed when this returns.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.state) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.state.offsets.persist()?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close())

@@ -160,7 +160,21 @@ impl Cluster {
             TcpListener::bind(addr).await.ok()
         })
         .await;
-        self.broker = Some(Broker::start(listener, self.config.clone()).await.unwrap());
+        // Requests still finishing on the old broker's connections may hold its store briefly.
+        let mut listener = Some(listener);
+        let broker = eventually(Duration::from_secs(10), "the store lock", || {
+            let l = listener.take();
+            let cfg = self.config.clone();
+            async move {
+                let l = match l {
+                    Some(l) => l,
+                    None => TcpListener::bind(addr).await.ok()?,
+                };
+                Broker::start(l, cfg).await.ok()
+            }
+        })
+        .await;
+        self.broker = Some(broker);
         wait_registered(&self.config).await;
     }
 }
