@@ -1,6 +1,6 @@
 //! A `catmq server` is SIGKILLed between a half message and its outcome; after the restart
 //! the broker checks the transaction back, the producer commits, and the message is delivered
-//! exactly once (as is one committed before the kill).
+//! exactly once (as are one committed before the kill and a scheduled message pending at it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -80,6 +80,9 @@ fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
                 .await
                 .unwrap();
         }
+        // A scheduled message pending at the kill is delivered after the restart.
+        let later = Message::new("CrashT", "scheduled-at-kill").with_delay(Duration::from_secs(4));
+        p.send(later).await.unwrap();
         p
     });
     server.kill();
@@ -114,8 +117,11 @@ fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
             .start()
             .await
             .unwrap();
-        let got = wait_bodies(&seen, 2).await;
-        assert_eq!(got, vec!["commit-before", "unknown-at-kill"]);
+        let got = wait_bodies(&seen, 3).await;
+        assert_eq!(
+            got,
+            vec!["commit-before", "scheduled-at-kill", "unknown-at-kill"]
+        );
         // Nothing else follows: a marker sent now is the only further delivery.
         let plain = Producer::builder("CrashPlain")
             .config(config(&ns))
@@ -123,8 +129,16 @@ fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
             .await
             .unwrap();
         plain.send(Message::new("CrashT", "marker")).await.unwrap();
-        let got = wait_bodies(&seen, 3).await;
-        assert_eq!(got, vec!["commit-before", "marker", "unknown-at-kill"]);
+        let got = wait_bodies(&seen, 4).await;
+        assert_eq!(
+            got,
+            vec![
+                "commit-before",
+                "marker",
+                "scheduled-at-kill",
+                "unknown-at-kill"
+            ]
+        );
         c.shutdown().await;
         plain.shutdown().await;
         p.shutdown().await;
