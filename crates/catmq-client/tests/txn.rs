@@ -253,7 +253,11 @@ async fn half_messages_survive_a_restart_and_are_checked_back() {
         .await
         .unwrap();
     assert_eq!(r.state, S::Unknown);
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "not checked before the restart");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "not checked before the restart"
+    );
     c.restart_broker().await;
     let (consumer, seen) = consumer(&c, "TxR").await;
     seen.wait_for(1, "the commit by check-back after the restart")

@@ -3,7 +3,6 @@
 use catmq_common::{properties as props, RecordView};
 use catmq_protocol::headers::{outcome, EndTransactionRequestHeader};
 use catmq_protocol::{RemotingCommand, ResponseCode};
-use catmq_remoting::Handled;
 
 use super::{malformed, ok, refuse, Answer};
 use crate::state::State;
@@ -20,7 +19,7 @@ pub(crate) fn end_transaction(st: &State, req: &RemotingCommand) -> Answer {
                 from_check = h.from_transaction_check.unwrap_or(false),
                 "transaction state unknown; the broker will check back"
             );
-            return Ok(Handled::NoReply);
+            return Ok(ok(req).into());
         }
         other => {
             return Err(refuse(
