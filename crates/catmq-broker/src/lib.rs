@@ -23,6 +23,7 @@ pub mod hold;
 pub mod locks;
 pub mod offsets;
 mod persist;
+mod queue;
 mod register;
 mod service;
 mod state;

@@ -9,6 +9,8 @@ use catmq_protocol::body::{
     TopicConfigSerializeWrapper,
 };
 
+use catmq_common::{properties as props, NewMessage};
+
 use crate::{persist, Result};
 
 /// The default topic: producers send with `defaultTopic=TBW102` to create topics on first use.
@@ -29,6 +31,29 @@ pub const RETRY_PREFIX: &str = "%RETRY%";
 pub const DLQ_PREFIX: &str = "%DLQ%";
 /// Longest topic name.
 pub const MAX_TOPIC_LEN: usize = 127;
+
+/// Moves `msg` to queue 0 of the internal `topic`, its destination kept in `REAL_TOPIC` /
+/// `REAL_QID` (with the `extra` properties).
+pub(crate) fn park(msg: &mut NewMessage, topic: &str, extra: &[(&str, &str)]) {
+    let queue = msg.queue_id.to_string();
+    let mut set = vec![
+        (props::REAL_TOPIC, msg.topic.as_str()),
+        (props::REAL_QID, &queue),
+    ];
+    set.extend_from_slice(extra);
+    msg.properties = props::update(&msg.properties, &set, &[]);
+    msg.topic = topic.to_owned();
+    msg.queue_id = 0;
+}
+
+/// Points a parked message back at the destination [`park`] kept (the properties stay);
+/// `None` when they are missing or unreadable.
+pub(crate) fn unpark(msg: &mut NewMessage) -> Option<()> {
+    let topic = props::get(&msg.properties, props::REAL_TOPIC)?.to_owned();
+    msg.queue_id = props::get(&msg.properties, props::REAL_QID)?.parse().ok()?;
+    msg.topic = topic;
+    Some(())
+}
 
 /// The retry topic of a group.
 pub fn retry_topic(group: &str) -> String {

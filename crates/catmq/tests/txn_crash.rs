@@ -60,6 +60,27 @@ async fn wait_bodies(seen: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
     }
 }
 
+/// A push consumer of `CrashT` from the first message that collects bodies into `seen`.
+async fn collecting_consumer(ns: &str, seen: Arc<Mutex<Vec<String>>>) -> PushConsumer {
+    PushConsumer::builder("CrashTxConsumers")
+        .config(config(ns))
+        .options(ConsumerOptions {
+            consume_from: ConsumeFrom::First,
+            ..Default::default()
+        })
+        .subscribe("CrashT", "*")
+        .concurrent(move |msgs: Vec<MessageExt>, _| {
+            let bodies = msgs
+                .iter()
+                .map(|m| String::from_utf8_lossy(m.body()).into_owned());
+            seen.lock().unwrap().extend(bodies);
+            std::future::ready(ConsumeResult::Success)
+        })
+        .start()
+        .await
+        .unwrap()
+}
+
 #[test]
 fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,24 +120,7 @@ fn a_half_message_outlives_a_sigkill_and_is_committed_by_check_back() {
     let server = Proc::start(&args, ENV);
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     rt.block_on(async {
-        let s = seen.clone();
-        let c = PushConsumer::builder("CrashTxConsumers")
-            .config(config(&ns))
-            .options(ConsumerOptions {
-                consume_from: ConsumeFrom::First,
-                ..Default::default()
-            })
-            .subscribe("CrashT", "*")
-            .concurrent(move |msgs: Vec<MessageExt>, _| {
-                let bodies = msgs
-                    .iter()
-                    .map(|m| String::from_utf8_lossy(m.body()).into_owned());
-                s.lock().unwrap().extend(bodies);
-                std::future::ready(ConsumeResult::Success)
-            })
-            .start()
-            .await
-            .unwrap();
+        let c = collecting_consumer(&ns, seen.clone()).await;
         let got = wait_bodies(&seen, 3).await;
         assert_eq!(
             got,

@@ -20,7 +20,7 @@ use catmq_common::{properties as props, NewMessage, RecordView};
 use hdrhistogram::Histogram;
 
 use crate::state::State;
-use crate::topics::{DLQ_PREFIX, TIMER_TOPIC};
+use crate::topics::{park, unpark, DLQ_PREFIX, TIMER_TOPIC};
 
 pub(crate) use recall::{recall, recall_handle, whereabouts, RecallError};
 pub(crate) use task::{ingest, run};
@@ -45,38 +45,49 @@ impl std::fmt::Display for Refused {
     }
 }
 
-fn parse_prop(p: &str, key: &str) -> Result<Option<i64>, Refused> {
-    match props::get(p, key) {
-        None => Ok(None),
-        Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+fn number(key: &str, v: Option<&str>) -> Result<Option<i64>, Refused> {
+    v.map(|v| {
+        v.trim().parse::<i64>().map_err(|_| {
             Refused(format!(
                 "timer message illegal: {key}={v:?} is not a number"
             ))
-        }),
-    }
+        })
+    })
+    .transpose()
 }
 
 /// The due time a message asks for (broker clock), if it asks for one: a delay level first,
-/// then `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`.
+/// then `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`. One pass over the properties
+/// (this runs for every send).
 pub(crate) fn requested_due(st: &State, p: &str, now: i64) -> Result<Option<i64>, Refused> {
-    let level = props::get(p, props::DELAY)
+    let (mut level, mut sec, mut ms, mut at) = (None, None, None, None);
+    for (k, v) in props::iter(p) {
+        match k {
+            props::DELAY => level = Some(v),
+            TIMER_DELAY_SEC => sec = Some(v),
+            TIMER_DELAY_MS => ms = Some(v),
+            TIMER_DELIVER_MS => at = Some(v),
+            _ => {}
+        }
+    }
+    let level = level
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|l| *l > 0);
     if let Some(level) = level {
         let levels = &st.cfg.delay_levels;
         let i = level.min(levels.len()).saturating_sub(1);
-        let ms = levels
+        let delay = levels
             .get(i)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        return Ok(Some(now.saturating_add(ms)));
+        return Ok(Some(now.saturating_add(delay)));
     }
-    if let Some(s) = parse_prop(p, TIMER_DELAY_SEC)? {
+    if let Some(s) = number(TIMER_DELAY_SEC, sec)? {
         return Ok(Some(now.saturating_add(s.saturating_mul(1000))));
     }
-    if let Some(ms) = parse_prop(p, TIMER_DELAY_MS)? {
+    if let Some(ms) = number(TIMER_DELAY_MS, ms)? {
         return Ok(Some(now.saturating_add(ms)));
     }
-    parse_prop(p, TIMER_DELIVER_MS)
+    number(TIMER_DELIVER_MS, at)
 }
 
 /// Rewrites `msg` to wait in the timer when it asks for a later delivery. A due time already
@@ -98,25 +109,14 @@ pub(crate) fn defer_if_scheduled(st: &State, msg: &mut NewMessage) -> Result<(),
             "timer message illegal, the delay time should not be bigger than the max delay {max}ms"
         )));
     }
-    msg.properties = props::update(
-        &msg.properties,
-        &[
-            (props::REAL_TOPIC, &msg.topic),
-            (props::REAL_QID, &msg.queue_id.to_string()),
-            (TIMER_OUT_MS, &due.to_string()),
-        ],
-        &[],
-    );
-    msg.topic = TIMER_TOPIC.to_owned();
-    msg.queue_id = 0;
+    park(msg, TIMER_TOPIC, &[(TIMER_OUT_MS, &due.to_string())]);
     Ok(())
 }
 
 /// The message to deliver for a scheduled record.
 pub(crate) fn released(view: &RecordView<'_>) -> Option<NewMessage> {
     let mut m = view.to_new_message();
-    let topic = props::get(&m.properties, props::REAL_TOPIC)?.to_owned();
-    let queue = props::get(&m.properties, props::REAL_QID)?.parse().ok()?;
+    unpark(&mut m)?;
     m.properties = props::update(
         &m.properties,
         &[],
@@ -127,8 +127,6 @@ pub(crate) fn released(view: &RecordView<'_>) -> Option<NewMessage> {
             TIMER_DELIVER_MS,
         ],
     );
-    m.topic = topic;
-    m.queue_id = queue;
     Some(m)
 }
 

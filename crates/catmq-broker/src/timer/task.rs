@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use catmq_common::{properties as props, NewMessage, RecordView};
-use catmq_store::{ReadRequest, ReadStatus};
 
 use super::wheel::{Entry, Wheel};
 use super::{due_of, released};
+use crate::queue::scan;
 use crate::state::{lock, State};
 use crate::topics::TIMER_TOPIC;
 
-/// Records indexed per store read.
-const INGEST_BATCH: u32 = 512;
+/// Records indexed per addition to the wheel.
+const INGEST_BATCH: usize = 512;
 /// Messages delivered per append.
 const DELIVER_BATCH: usize = 64;
 /// Longest sleep between passes (buckets are loaded on these ticks).
@@ -20,55 +20,48 @@ const MAX_IDLE: Duration = Duration::from_millis(500);
 /// How often bucket files and the checkpoint are made durable.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
-/// Indexes every scheduled record not in the wheel yet.
+/// Indexes every scheduled record not in the wheel yet (adding to the wheel every
+/// [`INGEST_BATCH`] records, so the checkpoint moves along a long backlog).
 pub(crate) fn ingest(st: &State, w: &mut Wheel) -> std::io::Result<()> {
-    loop {
-        let from = w.ingested();
-        let r = match st.store.read(&ReadRequest {
-            topic: TIMER_TOPIC,
-            queue_id: 0,
-            offset: from,
-            max_messages: INGEST_BATCH,
-            max_bytes: 16 << 20,
-            tag_codes: None,
-        }) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("timer queue unreadable: {e}");
+    let mut batch: Vec<Entry> = Vec::new();
+    let mut failed: Option<std::io::Error> = None;
+    let scanned = scan(st, TIMER_TOPIC, w.ingested(), |at, v| {
+        if failed.is_some() {
+            return;
+        }
+        let Some(due) = due_of(v) else {
+            tracing::warn!(offset = at, "scheduled record without TIMER_OUT_MS");
+            return;
+        };
+        let topic = v
+            .properties()
+            .and_then(|p| props::get(p, props::REAL_TOPIC))
+            .unwrap_or_default();
+        let added = w.topic_id(topic).and_then(|topic| {
+            batch.push(Entry {
+                due,
+                phys: u64::try_from(v.physical_offset()).unwrap_or(0),
+                topic,
+                flags: 0,
+            });
+            if batch.len() < INGEST_BATCH {
                 return Ok(());
             }
-        };
-        match r.status {
-            ReadStatus::Found => {}
-            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage if r.next_offset > from => {
-                w.add(&[], r.next_offset, st.clock.now_ms())?;
-                continue;
-            }
-            _ => return Ok(()),
+            let r = w.add(&batch, at + 1, st.clock.now_ms());
+            batch.clear();
+            r
+        });
+        failed = added.err();
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match scanned {
+        Ok(next) => w.add(&batch, next, st.clock.now_ms()),
+        Err(e) => {
+            tracing::warn!("timer queue unreadable: {e}");
+            Ok(())
         }
-        let mut entries = Vec::with_capacity(r.messages.len());
-        let mut next = from;
-        for rec in &r.messages {
-            let Ok(v) = RecordView::parse(rec) else {
-                next += 1;
-                continue;
-            };
-            next = u64::try_from(v.queue_offset()).unwrap_or(next) + 1;
-            let topic = v
-                .properties()
-                .and_then(|p| props::get(p, props::REAL_TOPIC))
-                .unwrap_or_default();
-            match due_of(&v) {
-                Some(due) => entries.push(Entry {
-                    due,
-                    phys: u64::try_from(v.physical_offset()).unwrap_or(0),
-                    topic: w.topic_id(topic)?,
-                    flags: 0,
-                }),
-                None => tracing::warn!(offset = next - 1, "scheduled record without TIMER_OUT_MS"),
-            }
-        }
-        w.add(&entries, next, st.clock.now_ms())?;
     }
 }
 

@@ -14,6 +14,7 @@ use catmq_remoting::Connection;
 use super::recover::half_at;
 use super::{op_record, resolve, save_progress, Op, Pending, CHECK_TIMES};
 use crate::state::{lock, State};
+use crate::topics::unpark;
 
 /// Most check-backs handled in one pass (the rest wait for the next).
 const PASS_LIMIT: usize = 1024;
@@ -171,9 +172,7 @@ fn producer_conn(st: &State, p: &Pending, key: u64) -> Option<Arc<Connection>> {
 /// and queue, as the producer sent it.
 fn request(st: &State, half: &RecordView<'_>, times: u32) -> Option<RemotingCommand> {
     let mut m = half.to_new_message();
-    let real_topic = props::get(&m.properties, props::REAL_TOPIC)?.to_owned();
-    m.queue_id = props::get(&m.properties, props::REAL_QID)?.parse().ok()?;
-    m.topic = real_topic.clone();
+    unpark(&mut m)?;
     m.properties = props::update(&m.properties, &[(CHECK_TIMES, &times.to_string())], &[]);
     let stamp = StoreStamp {
         queue_offset: half.queue_offset(),
@@ -188,7 +187,7 @@ fn request(st: &State, half: &RecordView<'_>, times: u32) -> Option<RemotingComm
         .map(str::to_owned)
         .or_else(|| uniq.clone());
     let header = CheckTransactionStateRequestHeader {
-        topic: Some(real_topic),
+        topic: Some(m.topic.clone()),
         tran_state_table_offset: half.queue_offset(),
         commit_log_offset: half.physical_offset(),
         msg_id: uniq,

@@ -28,7 +28,7 @@ use catmq_store::{AppendResult, StoreError};
 
 use crate::state::{lock, State};
 use crate::timer;
-use crate::topics::{CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, RETRY_PREFIX};
+use crate::topics::{park, unpark, CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, RETRY_PREFIX};
 
 pub(crate) use check::run;
 pub(crate) use recover::{half_at, recover};
@@ -153,16 +153,7 @@ pub(crate) fn store_half(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|s| *s > 0)
         .map_or(st.cfg.transaction.check_delay_ms(), |s| s * 1000);
-    msg.properties = props::update(
-        &msg.properties,
-        &[
-            (props::REAL_TOPIC, &msg.topic),
-            (props::REAL_QID, &msg.queue_id.to_string()),
-        ],
-        &[],
-    );
-    msg.topic = HALF_TOPIC.to_owned();
-    msg.queue_id = 0;
+    park(&mut msg, HALF_TOPIC, &[]);
     msg.sys_flag &= !sys_flag::TRANSACTION_MASK;
     let mut t = lock(&st.txn);
     let r = st.store.append(&msg)?;
@@ -215,12 +206,7 @@ fn op_record(st: &State, key: u64, op: Op) -> NewMessage {
 /// the timer, when it asked for a delivery time).
 pub(crate) fn committed(st: &State, half: &RecordView<'_>) -> Result<NewMessage, String> {
     let mut m = half.to_new_message();
-    let topic = props::get(&m.properties, props::REAL_TOPIC)
-        .ok_or("the half message has no REAL_TOPIC")?
-        .to_owned();
-    let queue = props::get(&m.properties, props::REAL_QID)
-        .and_then(|q| q.parse().ok())
-        .ok_or("the half message has no REAL_QID")?;
+    unpark(&mut m).ok_or("the half message has no readable REAL_TOPIC / REAL_QID")?;
     let key = half.queue_offset().to_string();
     m.properties = props::update(
         &m.properties,
@@ -232,8 +218,6 @@ pub(crate) fn committed(st: &State, half: &RecordView<'_>) -> Result<NewMessage,
             CHECK_TIMES,
         ],
     );
-    m.topic = topic;
-    m.queue_id = queue;
     m.sys_flag = (m.sys_flag & !sys_flag::TRANSACTION_MASK) | sys_flag::TRANSACTION_COMMIT;
     m.prepared_transaction_offset = half.physical_offset();
     timer::defer_if_scheduled(st, &mut m).map_err(|e| e.to_string())?;

@@ -6,55 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use catmq_common::{properties as props, RecordView};
-use catmq_store::{ReadRequest, ReadStatus, StoreError};
+use catmq_store::StoreError;
 
 use super::{Op, Pending, TxnTable, TXN_GROUP};
+use crate::queue::scan;
 use crate::state::{lock, State};
 use crate::topics::{HALF_TOPIC, OP_TOPIC};
-
-/// Records read per store call while recovering.
-const BATCH: u32 = 256;
-
-/// Calls `each` for every record of `topic` queue 0 from `from`; returns the queue's end.
-pub(crate) fn scan(
-    st: &State,
-    topic: &str,
-    from: u64,
-    mut each: impl FnMut(u64, &RecordView<'_>),
-) -> Result<u64, StoreError> {
-    let mut offset = from;
-    loop {
-        let r = st.store.read(&ReadRequest {
-            topic,
-            queue_id: 0,
-            offset,
-            max_messages: BATCH,
-            max_bytes: 8 << 20,
-            tag_codes: None,
-        })?;
-        match r.status {
-            ReadStatus::Found => {}
-            ReadStatus::OffsetTooSmall | ReadStatus::NoMatchedMessage if r.next_offset > offset => {
-                offset = r.next_offset;
-                continue;
-            }
-            _ => return Ok(r.max_offset.max(offset)),
-        }
-        for rec in &r.messages {
-            match RecordView::parse(rec) {
-                Ok(v) => {
-                    let at = u64::try_from(v.queue_offset()).unwrap_or(offset);
-                    each(at, &v);
-                    offset = at + 1;
-                }
-                Err(e) => {
-                    tracing::warn!(topic, offset, "unparsable record skipped: {e}");
-                    offset += 1;
-                }
-            }
-        }
-    }
-}
 
 fn progress(st: &State, topic: &str) -> u64 {
     let committed = st.offsets.query(TXN_GROUP, topic, 0).unwrap_or(0);

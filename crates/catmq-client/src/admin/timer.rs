@@ -92,6 +92,15 @@ impl Admin {
 
     /// The scheduled message `msg_id` (its unique id) of `topic`: due time and state.
     pub async fn scheduled_message(&self, topic: &str, msg_id: &str) -> Result<ScheduledMessage> {
+        Ok(self.locate_scheduled(topic, msg_id).await?.0)
+    }
+
+    /// The scheduled message and the address of the broker that holds it.
+    async fn locate_scheduled(
+        &self,
+        topic: &str,
+        msg_id: &str,
+    ) -> Result<(ScheduledMessage, String)> {
         let route = self.instance.refresh_route(topic).await?;
         let h = QueryTimerMessageRequestHeader {
             topic: topic.to_owned(),
@@ -109,7 +118,7 @@ impl Admin {
                     let mut m: ScheduledMessage = serde_json::from_slice(&r.body)
                         .map_err(|e| ClientError::decode(addr, e))?;
                     m.broker = name.clone();
-                    return Ok(m);
+                    return Ok((m, addr.clone()));
                 }
                 Some(ResponseCode::QueryNotFound) => {}
                 _ => return Err(ClientError::refused(addr, &r)),
@@ -122,15 +131,7 @@ impl Admin {
 
     /// Cancels the scheduled message `msg_id` of `topic` before it is due.
     pub async fn cancel_scheduled(&self, topic: &str, msg_id: &str) -> Result<()> {
-        let found = self.scheduled_message(topic, msg_id).await?;
-        let route = self.instance.refresh_route(topic).await?;
-        let addr = route
-            .addr(&found.broker)
-            .ok_or_else(|| ClientError::NoRoute {
-                topic: topic.to_owned(),
-                reason: format!("broker {} has no address", found.broker),
-            })?
-            .to_owned();
+        let (found, addr) = self.locate_scheduled(topic, msg_id).await?;
         let handle = RecallHandle {
             topic: topic.to_owned(),
             broker_name: found.broker,
