@@ -151,6 +151,9 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
     } else {
         want
     };
+    // Only entries below the `max` read above: appends going on may add more, and a result
+    // must never return a message at or past the `next_offset` it reports.
+    let scan = scan.min(usize::try_from(max - req.offset).unwrap_or(usize::MAX));
     let entries = q.entries(req.offset, scan)?;
     let (runs, next) = plan(inner, req, &entries);
     let mut messages = Vec::with_capacity(runs.iter().map(|r| r.records.len()).sum());

@@ -440,3 +440,35 @@ fn properties_survive_as_written() {
     assert_eq!(properties::get(v.properties().unwrap(), "x"), Some("ü"));
     assert_eq!(properties::get(v.properties().unwrap(), "DELAY"), Some("3"));
 }
+
+#[test]
+fn a_reader_following_next_offset_during_appends_sees_each_message_once() {
+    const N: u64 = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(FileStore::open(cfg(dir.path())).unwrap());
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for i in 0..N as usize {
+                s.append(&simple("T", 0, i)).unwrap();
+            }
+        })
+    };
+    let mut next = 0u64;
+    while next < N {
+        let r = read(&s, "T", 0, next, 32);
+        let mut expect = next;
+        for m in &r.messages {
+            let v = RecordView::parse(m).unwrap();
+            assert_eq!(v.queue_offset(), expect as i64, "pulled from {next}");
+            expect += 1;
+        }
+        assert!(
+            r.next_offset >= expect,
+            "next offset {} would read again what offsets {next}..{expect} returned",
+            r.next_offset
+        );
+        next = r.next_offset;
+    }
+    writer.join().unwrap();
+}

@@ -2,7 +2,7 @@
 //! producer sends normal traffic at a fixed rate; report the timer's ingest rate and delivery
 //! lateness (received − due, on this host's clock, which the broker shares on one machine).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -134,7 +134,7 @@ async fn consumer(
     early: Arc<AtomicU64>,
     dups: Arc<AtomicU64>,
 ) -> Result<PushConsumer> {
-    let ids: Mutex<HashSet<String>> = Mutex::default();
+    let ids: Mutex<HashMap<String, (i32, i64)>> = Mutex::default();
     let listener = move |msgs: Vec<MessageExt>, _ctx| {
         let now = now_ms();
         for m in &msgs {
@@ -144,7 +144,13 @@ async fn consumer(
             else {
                 continue;
             };
-            if !ids.lock().is_ok_and(|mut s| s.insert(m.msg_id.clone())) {
+            let at = (m.queue.queue_id, m.queue_offset);
+            let first = ids
+                .lock()
+                .ok()
+                .and_then(|mut s| s.insert(m.msg_id.clone(), at));
+            if let Some(first) = first {
+                tracing::warn!(msg_id = %m.msg_id, ?first, again = ?at, reconsume = m.reconsume_times, "scheduled message received twice");
                 dups.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
