@@ -1,4 +1,5 @@
-//! One multiplexed connection: a reader task, a writer task, a table of pending requests.
+//! One multiplexed connection: a reader task, a writer (frames go out from the task that made
+//! them; a flush task takes over when the socket is full), a table of pending requests.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,11 +12,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use catmq_protocol::frame::{self, FrameError, Limits};
 use catmq_protocol::{RemotingCommand, ResponseCode, FLAG_ONEWAY};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use crate::writer::Writer;
 use crate::RemotingError;
 
 /// A response: the command and, for large bodies, the body as separate chunks (written after
@@ -66,22 +68,17 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ConnectionOptions {
     /// Frame limits for what the peer sends.
     pub limits: Limits,
-    /// Frames queued for writing before senders wait.
-    pub write_queue: usize,
+    /// Bytes queued for writing (while the socket is full) before senders wait.
+    pub write_queue_bytes: usize,
 }
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
-            write_queue: 1024,
+            write_queue_bytes: 8 << 20,
         }
     }
-}
-
-struct Outgoing {
-    head: Bytes,
-    chunks: Vec<Bytes>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -91,7 +88,7 @@ pub struct Connection {
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-    tx: mpsc::Sender<Outgoing>,
+    writer: Arc<Writer>,
     pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
     next_opaque: AtomicI32,
     closed: AtomicBool,
@@ -136,19 +133,19 @@ impl Connection {
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;
         let (rd, wr) = stream.into_split();
-        let (tx, rx) = mpsc::channel(opts.write_queue.max(1));
+        let writer = Writer::new(wr, opts.write_queue_bytes);
         let (close_tx, close_rx) = tokio::sync::watch::channel(false);
         let conn = Arc::new(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             peer,
             local,
-            tx,
+            writer: writer.clone(),
             pending: Mutex::new(HashMap::new()),
             next_opaque: AtomicI32::new(1),
             closed: AtomicBool::new(false),
             close_tx,
         });
-        tokio::spawn(write_loop(wr, rx, close_rx.clone()));
+        tokio::spawn(writer.run(close_rx.clone()));
         tokio::spawn(read_loop(conn.clone(), rd, handler, opts.limits, close_rx));
         Ok(conn)
     }
@@ -191,26 +188,21 @@ impl Connection {
 
     /// Sends a reply (or any prepared command) without waiting for an answer.
     pub async fn send_reply(&self, reply: Reply) -> Result<(), RemotingError> {
-        let body_len: usize = if reply.chunks.is_empty() {
-            reply.cmd.body.len()
-        } else {
-            reply.chunks.iter().map(Bytes::len).sum()
-        };
-        let mut head = BytesMut::new();
-        frame::encode_prefix(&reply.cmd, body_len, &mut head)?;
-        let chunks = if reply.chunks.is_empty() {
-            vec![reply.cmd.body.clone()]
-        } else {
-            reply.chunks
-        };
-        let out = Outgoing {
-            head: head.freeze(),
-            chunks,
-        };
+        let mut parts = Vec::with_capacity(2 + reply.chunks.len());
+        encode_parts(reply, &mut parts)?;
+        self.write(parts).await
+    }
+
+    /// Writes whole encoded frames.
+    async fn write(&self, parts: Vec<Bytes>) -> Result<(), RemotingError> {
         if self.is_closed() {
             return Err(self.closed_err());
         }
-        self.tx.send(out).await.map_err(|_| self.closed_err())
+        if self.writer.send(parts).await.is_err() {
+            self.close();
+            return Err(self.closed_err());
+        }
+        Ok(())
     }
 
     /// Sends a oneway request.
@@ -276,81 +268,21 @@ impl Connection {
     }
 }
 
-/// Frames written together in one vectored write, at most.
-const WRITE_BATCH_FRAMES: usize = 64;
-/// Bytes gathered for one vectored write, at most (a larger frame still goes whole).
-const WRITE_BATCH_BYTES: usize = 1 << 20;
-
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    mut close: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut parts: Vec<Bytes> = Vec::new();
-    loop {
-        let out = tokio::select! {
-            biased;
-            o = rx.recv() => o,
-            _ = close.wait_for(|c| *c) => None,
-        };
-        let Some(out) = out else { break };
-        // Whatever else is queued goes out in the same write: one syscall for many frames.
-        gather(out, &mut rx, &mut parts);
-        if write_parts(&mut wr, &mut parts).await.is_err() {
-            return;
-        }
+/// Appends a reply's frame (prefix and header, then the body parts) to `parts`.
+fn encode_parts(reply: Reply, parts: &mut Vec<Bytes>) -> Result<(), RemotingError> {
+    let body_len: usize = if reply.chunks.is_empty() {
+        reply.cmd.body.len()
+    } else {
+        reply.chunks.iter().map(Bytes::len).sum()
+    };
+    let mut head = BytesMut::new();
+    frame::encode_prefix(&reply.cmd, body_len, &mut head)?;
+    parts.push(head.freeze());
+    if reply.chunks.is_empty() {
+        parts.push(reply.cmd.body);
+    } else {
+        parts.extend(reply.chunks);
     }
-    // Closing: what was queued before the close (an error reply to a bad frame) still goes out.
-    while let Ok(more) = rx.try_recv() {
-        gather(more, &mut rx, &mut parts);
-        if write_parts(&mut wr, &mut parts).await.is_err() {
-            return;
-        }
-    }
-    let _ = wr.shutdown().await;
-}
-
-/// Collects `first` and the frames queued behind it (within the batch limits) as byte parts.
-fn gather(first: Outgoing, rx: &mut mpsc::Receiver<Outgoing>, parts: &mut Vec<Bytes>) {
-    let mut frames = 0;
-    let mut bytes = 0;
-    let mut next = Some(first);
-    while let Some(o) = next.take() {
-        bytes += o.head.len() + o.chunks.iter().map(Bytes::len).sum::<usize>();
-        frames += 1;
-        parts.push(o.head);
-        parts.extend(o.chunks.into_iter().filter(|c| !c.is_empty()));
-        if frames < WRITE_BATCH_FRAMES && bytes < WRITE_BATCH_BYTES {
-            next = rx.try_recv().ok();
-        }
-    }
-}
-
-/// Writes every part, in order, with vectored writes; empties `parts`.
-async fn write_parts(wr: &mut OwnedWriteHalf, parts: &mut Vec<Bytes>) -> std::io::Result<()> {
-    let mut first = 0;
-    while first < parts.len() {
-        let slices: Vec<std::io::IoSlice<'_>> = parts[first..]
-            .iter()
-            .take(256)
-            .map(|b| std::io::IoSlice::new(b))
-            .collect();
-        let mut n = wr.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 && first < parts.len() {
-            let len = parts[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                let _ = parts[first].split_to(n);
-                n = 0;
-            }
-        }
-    }
-    parts.clear();
     Ok(())
 }
 
@@ -362,17 +294,24 @@ async fn read_loop(
     mut close: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Replies to the frames of one read go out together, in one write.
+    let mut replies: Vec<Bytes> = Vec::new();
     'outer: loop {
         loop {
             match frame::decode(&mut buf, &limits) {
-                Ok(Some(cmd)) => dispatch(&conn, &handler, cmd).await,
+                Ok(Some(cmd)) => dispatch(&conn, &handler, cmd, &mut replies),
                 Ok(None) => break,
                 Err(e) => {
+                    flush_replies(&conn, &mut replies).await;
                     reject(&conn, e).await;
                     break 'outer;
                 }
             }
+            if replies.len() >= REPLY_BATCH_PARTS {
+                flush_replies(&conn, &mut replies).await;
+            }
         }
+        flush_replies(&conn, &mut replies).await;
         let n = tokio::select! {
             r = rd.read_buf(&mut buf) => r,
             _ = close.wait_for(|c| *c) => break,
@@ -386,7 +325,23 @@ async fn read_loop(
     handler.closed(&conn);
 }
 
-async fn dispatch(conn: &Arc<Connection>, handler: &Arc<dyn Handler>, cmd: RemotingCommand) {
+/// Replies gathered from one read before they are written, at most (in byte parts).
+const REPLY_BATCH_PARTS: usize = 128;
+
+async fn flush_replies(conn: &Connection, replies: &mut Vec<Bytes>) {
+    if !replies.is_empty() {
+        let _ = conn.write(std::mem::take(replies)).await;
+    }
+}
+
+/// Hands a request to the handler (its immediate reply is added to `replies`) or a response
+/// to its waiter.
+fn dispatch(
+    conn: &Arc<Connection>,
+    handler: &Arc<dyn Handler>,
+    cmd: RemotingCommand,
+    replies: &mut Vec<Bytes>,
+) {
     if cmd.is_response() {
         conn.complete(cmd);
         return;
@@ -394,7 +349,9 @@ async fn dispatch(conn: &Arc<Connection>, handler: &Arc<dyn Handler>, cmd: Remot
     let oneway = cmd.is_oneway();
     match handler.handle(conn, cmd) {
         Handled::Reply(r) if !oneway => {
-            let _ = conn.send_reply(r).await;
+            if let Err(e) = encode_parts(r, replies) {
+                tracing::warn!(peer = %conn.peer, error = %e, "reply could not be encoded");
+            }
         }
         Handled::Reply(_) | Handled::NoReply => {}
         Handled::Later(fut) => {
@@ -417,7 +374,7 @@ async fn reject(conn: &Arc<Connection>, e: FrameError) {
     if let Some(to) = e.reply {
         let resp = RemotingCommand::response(to.opaque, to.serialize, ResponseCode::SystemError)
             .with_remark(format!("bad request frame: {}", e.error));
-        // Queued before the close, so the writer sends it before shutting the socket.
+        // Written (or queued) before the close, so it goes out before the socket is shut.
         let _ = conn.send_reply(resp.into()).await;
     }
 }

@@ -10,6 +10,7 @@
 mod connection;
 mod error;
 mod server;
+mod writer;
 
 pub use connection::{Connection, ConnectionOptions, Handled, Handler, Reply};
 pub use error::RemotingError;

@@ -223,3 +223,48 @@ async fn requests_fail_fast_when_the_peer_goes_away() {
     assert!(r.is_err());
     assert!(r.unwrap_err().is_retryable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_larger_than_the_socket_buffers_arrive_whole_and_in_order() {
+    let (server, _) = start().await;
+    let addr = server.addr().to_string();
+    // A small queue limit: senders wait for the socket to drain instead of queueing it all.
+    let opts = ConnectionOptions {
+        write_queue_bytes: 64 * 1024,
+        ..ConnectionOptions::default()
+    };
+    let client = Connection::connect(&addr, Arc::new(Echo::default()), opts)
+        .await
+        .unwrap();
+    let body = |i: usize| -> Bytes {
+        (0..(1 << 20) + i * 4099)
+            .map(|j| (j * 31 + i) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let calls = (0..24).map(|i| {
+        let client = client.clone();
+        let b = body(i);
+        tokio::spawn(async move {
+            let r = client
+                .request(RemotingCommand::request(1, ExtFields::new(), b.clone()), T)
+                .await
+                .unwrap();
+            assert_eq!(r.body.len(), b.len(), "request {i}");
+            assert!(r.body == b, "request {i}: body differs");
+        })
+    });
+    for c in calls.collect::<Vec<_>>() {
+        c.await.unwrap();
+    }
+    // The connection is still in step: a small request after the large ones.
+    let r = client
+        .request(
+            RemotingCommand::request(1, ExtFields::new(), Bytes::from_static(b"end")),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body.as_ref(), b"end");
+    server.shutdown().await;
+}
