@@ -152,10 +152,8 @@ impl Writer {
             };
             half.writable().await?;
             let mut q = self.lock();
-            let before = q.parts.iter().map(Bytes::len).sum::<usize>();
-            write_available(&half, &mut q.parts)?;
-            let after = q.parts.iter().map(Bytes::len).sum::<usize>();
-            q.bytes = q.bytes.saturating_sub(before - after);
+            let written = write_available(&half, &mut q.parts)?;
+            q.bytes = q.bytes.saturating_sub(written);
             let below = q.bytes <= self.limit;
             drop(q);
             if below {
@@ -165,8 +163,10 @@ impl Writer {
     }
 }
 
-/// Writes from the front of `parts` until they are all written or the socket is full.
-fn write_available(half: &OwnedWriteHalf, parts: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+/// Writes from the front of `parts` until they are all written or the socket is full; returns
+/// the bytes written.
+fn write_available(half: &OwnedWriteHalf, parts: &mut VecDeque<Bytes>) -> std::io::Result<usize> {
+    let mut written = 0;
     while !parts.is_empty() {
         let slices: Vec<IoSlice<'_>> = parts
             .iter()
@@ -176,10 +176,11 @@ fn write_available(half: &OwnedWriteHalf, parts: &mut VecDeque<Bytes>) -> std::i
         let mut n = match half.try_write_vectored(&slices) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(written),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        written += n;
         while n > 0 {
             let Some(front) = parts.front_mut() else {
                 break;
@@ -193,5 +194,5 @@ fn write_available(half: &OwnedWriteHalf, parts: &mut VecDeque<Bytes>) -> std::i
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
