@@ -32,6 +32,15 @@ fn advance(c: &Cluster, by: Duration) {
     c.broker().wake_timers();
 }
 
+/// Waits until the name server routes `topic`: a topic created by a send is registered by the
+/// broker in the background, as in RocketMQ, and admin lookups go through the route.
+async fn routable(a: &Admin, topic: &str) {
+    eventually(WITHIN, "the topic's route", || async {
+        a.route(topic).await.ok()
+    })
+    .await;
+}
+
 async fn scheduled(a: &Admin, topic: &str) -> u64 {
     a.timer_stats()
         .await
@@ -56,6 +65,7 @@ async fn every_delay_level_waits_its_delay_on_the_broker_clock() {
             .unwrap();
         ids.push(r.msg_id);
     }
+    routable(&a, "Levels").await;
     for (i, id) in ids.iter().enumerate() {
         let s = a.scheduled_message("Levels", id).await.unwrap();
         let want = i64::try_from(levels[i].as_millis()).unwrap();
@@ -94,6 +104,7 @@ async fn a_message_a_year_ahead_is_kept_across_a_restart_and_delivered_on_time()
         r.recall_handle.is_some(),
         "a scheduled send returns a recall handle"
     );
+    routable(&a, "Year").await;
     let s = a.scheduled_message("Year", &r.msg_id).await.unwrap();
     assert_eq!((s.due_ms, s.state.as_str()), (due, "PENDING"));
     c.restart_broker().await;
@@ -142,6 +153,7 @@ async fn scheduled_messages_are_cancelled_by_handle_or_by_id_but_not_once_delive
     p.recall("Cancel", by_handle.recall_handle.as_deref().unwrap())
         .await
         .unwrap();
+    routable(&a, "Cancel").await;
     a.cancel_scheduled("Cancel", &by_id.msg_id).await.unwrap();
     // Cancelling again is harmless.
     p.recall("Cancel", by_handle.recall_handle.as_deref().unwrap())
