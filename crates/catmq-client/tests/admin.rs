@@ -71,6 +71,11 @@ async fn message_lookups() {
     send_n(&p, "LookT", "x", 9).await;
     let after = catmq_testkit::client::now_ms() + 1;
     let a = admin(&c).await;
+    // A topic created by a send is registered with the name server in the background.
+    eventually(WITHIN, "the topic's route", || async {
+        a.route("LookT").await.ok()
+    })
+    .await;
     let m = a.view_message(&r.offset_msg_id).await.unwrap();
     assert_eq!(m.body().as_ref(), b"findme");
     assert_eq!(m.msg_id, r.msg_id);
