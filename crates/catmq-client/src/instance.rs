@@ -363,6 +363,22 @@ impl Inner {
             .find_map(|c| c.route.addr(broker_name).map(str::to_owned))
     }
 
+    /// The master address of a queue's broker: from any cached route, else from the topic's
+    /// route fetched again.
+    pub(crate) async fn queue_addr(&self, mq: &MessageQueue) -> Result<String> {
+        if let Some(a) = self.addr_of(&mq.broker_name) {
+            return Ok(a);
+        }
+        let route = self.refresh_route(&mq.topic).await?;
+        route
+            .addr(&mq.broker_name)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::NoRoute {
+                topic: mq.topic.clone(),
+                reason: format!("broker {} is not in the route", mq.broker_name),
+            })
+    }
+
     /// Fetches the route of every topic in use again.
     pub(crate) async fn refresh_routes(&self) {
         for topic in self.topics_in_use() {

@@ -243,7 +243,12 @@ async fn stats_connections_and_runtime_info() {
     let kv: KvTable = body::decode("kv", &r.body).unwrap();
     assert_eq!(kv.table["msgPutTotalSinceBoot"], "4");
     assert!(kv.table["brokerVersionDesc"].starts_with("CatMQ"));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_its_header_or_with_an_unknown_code_is_answered_with_an_error() {
+    let c = Cluster::start().await;
+    let a = c.client().await;
     let r = a
         .call(RequestCode::EndTransaction, ExtFields::new(), Bytes::new())
         .await;

@@ -136,17 +136,7 @@ impl Core {
 
     /// The master address of the queue's broker.
     pub(crate) async fn addr(&self, mq: &MessageQueue) -> Result<String> {
-        if let Some(a) = self.instance.addr_of(&mq.broker_name) {
-            return Ok(a);
-        }
-        let route = self.instance.refresh_route(&mq.topic).await?;
-        route
-            .addr(&mq.broker_name)
-            .map(str::to_owned)
-            .ok_or_else(|| ClientError::NoRoute {
-                topic: mq.topic.clone(),
-                reason: format!("broker {} is not in the route", mq.broker_name),
-            })
+        self.instance.queue_addr(mq).await
     }
 
     /// One PULL_MESSAGE; `suspend`: how long the broker may hold it.

@@ -307,12 +307,7 @@ impl LitePullConsumer {
                 tracing::warn!(error = %e, "final commit failed");
             }
         }
-        rebalance::release_all(&self.core).await;
-        self.core
-            .instance
-            .unregister(None, Some(&self.core.group))
-            .await;
-        self.core.instance.close();
+        rebalance::leave(&self.core).await;
         drop(self.tx);
     }
 }

@@ -109,19 +109,8 @@ impl OffsetStore {
         Ok(found)
     }
 
-    async fn broker_addr(&self, mq: &MessageQueue) -> Result<String> {
-        let route = self.instance.route(&mq.topic).await?;
-        route
-            .addr(&mq.broker_name)
-            .map(str::to_owned)
-            .ok_or_else(|| ClientError::NoRoute {
-                topic: mq.topic.clone(),
-                reason: format!("broker {} is not in the route", mq.broker_name),
-            })
-    }
-
     async fn query_broker(&self, mq: &MessageQueue) -> Result<Option<i64>> {
-        let addr = self.broker_addr(mq).await?;
+        let addr = self.instance.queue_addr(mq).await?;
         let h = QueryConsumerOffsetRequestHeader {
             consumer_group: self.group.clone(),
             topic: mq.topic.clone(),
@@ -196,7 +185,7 @@ impl OffsetStore {
 
     /// Commits one offset to the queue's broker now.
     pub(crate) async fn commit_to_broker(&self, mq: &MessageQueue, offset: i64) -> Result<()> {
-        let addr = self.broker_addr(mq).await?;
+        let addr = self.instance.queue_addr(mq).await?;
         let h = UpdateConsumerOffsetRequestHeader {
             consumer_group: self.group.clone(),
             topic: mq.topic.clone(),

@@ -129,12 +129,7 @@ impl PushConsumer {
         if let Err(e) = self.core.offsets.persist(None).await {
             tracing::warn!(error = %e, "could not persist offsets at shutdown");
         }
-        rebalance::release_all(&self.core).await;
-        self.core
-            .instance
-            .unregister(None, Some(&self.core.group))
-            .await;
-        self.core.instance.close();
+        rebalance::leave(&self.core).await;
     }
 }
 

@@ -152,9 +152,11 @@ pub(crate) async fn renew_locks(core: &Arc<Core>) {
     }
 }
 
-/// Releases every queue (shutdown).
-pub(crate) async fn release_all(core: &Arc<Core>) {
+/// Shutdown's last steps: releases every queue, leaves the group, closes the connections.
+pub(crate) async fn leave(core: &Arc<Core>) {
     for mq in core.queues().into_keys() {
         release(core, &mq).await;
     }
+    core.instance.unregister(None, Some(&core.group)).await;
+    core.instance.close();
 }
