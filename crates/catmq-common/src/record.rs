@@ -22,6 +22,8 @@ pub const MAGIC_PENDING_BATCH: u32 = 0xCA7B_A7C0;
 
 /// Byte offset of the magic within a record.
 pub const MAGIC_POS: usize = 4;
+/// Byte offset of the queue offset within a record.
+pub const QUEUE_OFFSET_POS: usize = 20;
 /// Byte offset of the physical offset within a record.
 pub const PHYSICAL_OFFSET_POS: usize = 28;
 /// Byte offset of the born host within a record.
@@ -151,6 +153,11 @@ impl NewMessage {
             + self.properties.len()
     }
 
+    /// Byte offset of the store timestamp within this message's record.
+    pub fn store_timestamp_pos(&self) -> usize {
+        BORN_HOST_POS + host_len(&self.born_host)
+    }
+
     /// Appends the record of this message to `out`; returns the record's size.
     pub fn encode(&self, stamp: &StoreStamp, out: &mut Vec<u8>) -> Result<usize, RecordError> {
         self.validate()?;
@@ -192,6 +199,33 @@ impl NewMessage {
         out.extend_from_slice(self.properties.as_bytes());
         Ok(len)
     }
+}
+
+/// Overwrites the store's fields of an encoded record: its queue offset, physical offset and
+/// the store timestamp at `store_ts_pos` (see [`NewMessage::store_timestamp_pos`]). None of them
+/// is covered by the body CRC, so a record can be encoded first and placed later.
+pub fn restamp(
+    record: &mut [u8],
+    queue_offset: i64,
+    physical_offset: i64,
+    store_ts_pos: usize,
+    store_timestamp: i64,
+) -> Result<(), RecordError> {
+    for (pos, v) in [
+        (QUEUE_OFFSET_POS, queue_offset),
+        (PHYSICAL_OFFSET_POS, physical_offset),
+        (store_ts_pos, store_timestamp),
+    ] {
+        let have = record.len();
+        record
+            .get_mut(pos..pos + 8)
+            .ok_or(RecordError::Truncated {
+                need: pos + 8,
+                have,
+            })?
+            .copy_from_slice(&v.to_be_bytes());
+    }
+    Ok(())
 }
 
 /// The body CRC as Apache RocketMQ stores it: CRC32 (IEEE) with the sign bit cleared.

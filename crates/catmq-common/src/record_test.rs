@@ -83,6 +83,37 @@ fn byte_layout_is_pinned() {
 }
 
 #[test]
+fn restamp_gives_the_bytes_encoding_with_the_final_stamp_gives() {
+    for born in ["192.168.1.2:5555", "[::1]:5555"] {
+        let mut msg = sample("TopicTest", b"hello");
+        msg.born_host = born.parse().unwrap();
+        let mut want = Vec::new();
+        msg.encode(&stamp(), &mut want).unwrap();
+        let placeholder = StoreStamp {
+            queue_offset: 0,
+            physical_offset: 0,
+            store_timestamp: 0,
+            ..stamp()
+        };
+        let mut got = Vec::new();
+        msg.encode(&placeholder, &mut got).unwrap();
+        assert_ne!(got, want);
+        let s = stamp();
+        let pos = msg.store_timestamp_pos();
+        restamp(
+            &mut got,
+            s.queue_offset,
+            s.physical_offset,
+            pos,
+            s.store_timestamp,
+        )
+        .unwrap();
+        assert_eq!(got, want, "born host {born}");
+    }
+    assert!(restamp(&mut [0u8; 40], 1, 2, 56, 3).is_err());
+}
+
+#[test]
 fn long_topics_use_the_v2_magic() {
     let topic = "t".repeat(300);
     let mut buf = Vec::new();

@@ -162,10 +162,13 @@ pub struct StoreBenchArgs {
     /// Appender threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub appenders: u32,
-    /// Run the appenders as async tasks on one runtime thread (as the broker does) instead of
-    /// OS threads; in sync mode they then await durability instead of blocking.
+    /// Run the appenders as async tasks on runtime threads (as the broker does) instead of OS
+    /// threads; in sync mode they then await durability instead of blocking.
     #[arg(long)]
     pub tasks: bool,
+    /// Runtime threads for `--tasks` (default: one per core, as the broker's runtime).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
     /// Body size of each message (bytes; k/m/g suffixes are binary).
     #[arg(long, default_value = "1024", value_parser = parse_size)]
     pub size: u64,

@@ -1,8 +1,10 @@
-//! The append path: validate, assign offsets, encode, one positioned write, dispatch.
+//! The append path: validate and encode outside the writer lock; under it, assign offsets,
+//! stamp them into the encoded records, one positioned write, dispatch.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use catmq_common::record::{MAGIC_PENDING_BATCH, MAGIC_POS};
+use catmq_common::record::{restamp, MAGIC_PENDING_BATCH, MAGIC_POS};
 use catmq_common::{properties, tags, NewMessage, StoreStamp};
 
 use super::{open_map, Inner, Writer};
@@ -18,8 +20,15 @@ struct Prepared {
     tag_code: i64,
     key_hashes: KeyHashes,
     queue: Arc<ConsumeQueue>,
+    /// Where the store timestamp sits in the record.
+    store_ts_pos: usize,
     /// Assigned under the writer lock.
     queue_offset: u64,
+}
+
+thread_local! {
+    /// Each appending thread's encoding buffer, reused across appends.
+    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The distinct key hashes of one message, without a heap allocation for the usual few.
@@ -97,7 +106,8 @@ pub(crate) fn index_hashes(topic: &str, keys: &str, uniq: Option<&str>) -> KeyHa
     out.finish()
 }
 
-fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)> {
+/// Checks and encodes `msgs` into `buf`, with the store's fields left for [`stamp`].
+fn prepare(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<Vec<Prepared>> {
     if msgs.is_empty() {
         return Err(StoreError::EmptyBatch);
     }
@@ -118,22 +128,67 @@ fn prepare(inner: &Inner, msgs: &[NewMessage]) -> Result<(Vec<Prepared>, usize)>
             });
         }
         total += len;
+        if total as u64 > inner.log.segment_size() {
+            return Err(StoreError::MessageTooLarge {
+                size: total,
+                max: inner.log.segment_size() as usize,
+            });
+        }
         let (tags, keys, uniq) = indexed_properties(&m.properties);
         out.push(Prepared {
             len,
             tag_code: tags::tag_code(tags),
             key_hashes: index_hashes(&m.topic, keys, uniq),
             queue: inner.queues.get_or_create(&m.topic, m.queue_id)?,
+            store_ts_pos: m.store_timestamp_pos(),
             queue_offset: 0,
         });
     }
-    if total as u64 > inner.log.segment_size() {
-        return Err(StoreError::MessageTooLarge {
-            size: total,
-            max: inner.log.segment_size() as usize,
-        });
+    buf.clear();
+    buf.reserve(total);
+    let unstamped = StoreStamp {
+        queue_offset: 0,
+        physical_offset: 0,
+        store_timestamp: 0,
+        store_host: inner.cfg.store_host,
+    };
+    for m in msgs {
+        m.encode(&unstamped, buf)?;
     }
-    Ok((out, total))
+    Ok(out)
+}
+
+/// Stamps each encoded record in `buf` with its queue offset, its position (the batch starts
+/// at `start`) and the store time; returns where each message was placed.
+fn stamp(
+    prep: &[Prepared],
+    msgs: &[NewMessage],
+    buf: &mut [u8],
+    start: u64,
+    store_ms: i64,
+) -> Result<Vec<Appended>> {
+    let mut placed = Vec::with_capacity(prep.len());
+    let mut at = 0usize;
+    for (m, p) in msgs.iter().zip(prep) {
+        let phys = start + at as u64;
+        let qoff = i64::try_from(p.queue_offset).unwrap_or(i64::MAX);
+        let record = &mut buf[at..at + p.len];
+        restamp(
+            record,
+            qoff,
+            i64::try_from(phys).unwrap_or(i64::MAX),
+            p.store_ts_pos,
+            store_ms,
+        )?;
+        placed.push(Appended {
+            queue_id: m.queue_id,
+            queue_offset: p.queue_offset,
+            physical_offset: phys,
+            size: p.len as u32,
+        });
+        at += p.len;
+    }
+    Ok(placed)
 }
 
 /// Queue offsets for each message: the queue's next offset plus earlier messages of the same
@@ -166,20 +221,17 @@ fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<()> {
 
 /// Writes the encoded batch: first record marked pending, then the real magic, so a batch cut
 /// short by a crash is not taken for complete records by recovery.
-fn write_records(w: &mut Writer, count: usize) -> Result<()> {
+fn write_records(w: &mut Writer, buf: &mut [u8], count: usize) -> Result<()> {
     let pos = w.pos;
-    let mut buf = std::mem::take(&mut w.buf);
-    let result = if count > 1 {
+    if count > 1 {
         let mut real = [0u8; 4];
         real.copy_from_slice(&buf[MAGIC_POS..MAGIC_POS + 4]);
         buf[MAGIC_POS..MAGIC_POS + 4].copy_from_slice(&MAGIC_PENDING_BATCH.to_be_bytes());
-        w.write_at(&buf, pos)
+        w.write_at(buf, pos)
             .and_then(|()| w.write_at(&real, pos + MAGIC_POS as u64))
     } else {
-        w.write_at(&buf, pos)
-    };
-    w.buf = buf;
-    result
+        w.write_at(buf, pos)
+    }
 }
 
 fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64) -> Result<()> {
@@ -204,35 +256,29 @@ fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64
 
 /// Appends `msgs` as consecutive records.
 pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult> {
-    let (mut prep, total) = prepare(inner, msgs)?;
+    ENCODED.with(|cell| {
+        let Ok(mut buf) = cell.try_borrow_mut() else {
+            return append_encoded(inner, msgs, &mut Vec::new());
+        };
+        let result = append_encoded(inner, msgs, &mut buf);
+        if buf.capacity() > 4 << 20 {
+            *buf = Vec::new();
+        }
+        result
+    })
+}
+
+fn append_encoded(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<AppendResult> {
+    let mut prep = prepare(inner, msgs, buf)?;
+    let total = buf.len();
     let mut w = inner.writer.lock().map_err(|_| StoreError::Closed)?;
     inner.flush.check_poisoned()?;
     roll_if_needed(inner, &mut w, total)?;
     let store_ms = inner.cfg.clock.now_ms();
     assign_offsets(&mut prep);
     let start = w.pos;
-    let mut buf = std::mem::take(&mut w.buf);
-    buf.clear();
-    let mut placed = Vec::with_capacity(msgs.len());
-    for (m, p) in msgs.iter().zip(&prep) {
-        let qoff = &p.queue_offset;
-        let phys = start + buf.len() as u64;
-        let stamp = StoreStamp {
-            queue_offset: i64::try_from(*qoff).unwrap_or(i64::MAX),
-            physical_offset: i64::try_from(phys).unwrap_or(i64::MAX),
-            store_timestamp: store_ms,
-            store_host: inner.cfg.store_host,
-        };
-        m.encode(&stamp, &mut buf)?;
-        placed.push(Appended {
-            queue_id: m.queue_id,
-            queue_offset: *qoff,
-            physical_offset: phys,
-            size: p.len as u32,
-        });
-    }
-    w.buf = buf;
-    if let Err(e) = write_records(&mut w, msgs.len()) {
+    let placed = stamp(&prep, msgs, buf, start, store_ms)?;
+    if let Err(e) = write_records(&mut w, buf, msgs.len()) {
         inner.flush.poison(format!("commit log write failed: {e}"));
         return Err(e);
     }
@@ -247,9 +293,6 @@ pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult>
     inner
         .flush
         .set_written(end, inner.cfg.flush == FlushMode::Sync);
-    if w.buf.capacity() > 4 << 20 {
-        w.buf = Vec::new();
-    }
     drop(w);
     notify_arrivals(inner, &prep);
     Ok(AppendResult {

@@ -38,8 +38,6 @@ struct Writer {
     map: Option<WriteMap>,
     /// Absolute position of the next record.
     pos: u64,
-    /// Reused encoding buffer.
-    buf: Vec<u8>,
 }
 
 impl Writer {

@@ -172,7 +172,6 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
             map: super::open_map(&cfg, &active, end)?,
             active,
             pos: end,
-            buf: Vec::new(),
         }),
         flush: FlushState::new(end),
         listener: RwLock::new(None),

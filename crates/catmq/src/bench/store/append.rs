@@ -71,7 +71,7 @@ pub fn run_appends(
     };
     let progress = Progress::start("append", "msgs", shared.done.clone())?;
     let results = if args.tasks {
-        run_tasks(&shared, args.appenders)?
+        run_tasks(&shared, args.appenders, args.workers)?
     } else {
         run_threads(&shared, args.appenders)
     };
@@ -129,8 +129,38 @@ fn run_threads(shared: &Shared<'_>, n: u32) -> Vec<Result<ThreadResult>> {
     })
 }
 
-/// Runs the appenders as async tasks on one runtime thread.
-fn run_tasks(shared: &Shared<'_>, n: u32) -> Result<Vec<Result<ThreadResult>>> {
+/// Runs the appenders as async tasks, spread over one single-threaded runtime per core, as the
+/// broker's runtime spreads its connections' tasks over one worker per core.
+fn run_tasks(
+    shared: &Shared<'_>,
+    n: u32,
+    workers: Option<u32>,
+) -> Result<Vec<Result<ThreadResult>>> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get() as u32);
+    let workers = workers.unwrap_or(cores).clamp(1, n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let tasks = n / workers + u32::from(w < n % workers);
+                std::thread::Builder::new()
+                    .name(format!("bench-worker-{w}"))
+                    .spawn_scoped(s, move || run_worker(shared, tasks))
+                    .context("spawning a runtime thread")
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            let results = h?
+                .join()
+                .map_err(|_| anyhow!("runtime thread panicked"))??;
+            out.extend(results);
+        }
+        Ok(out)
+    })
+}
+
+/// One runtime thread running `n` appender tasks.
+fn run_worker(shared: &Shared<'_>, n: u32) -> Result<Vec<Result<ThreadResult>>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
