@@ -4,7 +4,7 @@
 //! ([`FlushWaiter::wait_blocking`]) or async ([`FlushWaiter::wait`]). Appenders that arrive during
 //! an fsync are covered by the next one: that is the group commit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -21,14 +21,6 @@ pub(crate) struct FlushState {
     rounds: AtomicU64,
     /// Callers blocked in a durability wait right now.
     waiting: AtomicUsize,
-    /// Callers that have started a durability wait for a position beyond `flushing_to`, ever.
-    late_arrivals: AtomicU64,
-    /// The position the flusher's current round covers.
-    flushing_to: AtomicU64,
-    /// The flusher sleeps until something is written: appenders must wake it.
-    flusher_idle: AtomicBool,
-    /// The flusher sleeps until this many callers wait (0: it is not gathering).
-    flusher_wants: AtomicUsize,
     /// Guards nothing but the condition variables' wake-ups.
     lock: Mutex<()>,
     /// Signalled when `flushed` advances or the store is poisoned.
@@ -54,59 +46,33 @@ impl FlushState {
         self.written.load(Ordering::Acquire)
     }
 
-    /// Starts a flusher round that will cover everything written so far: returns the callers
-    /// waiting now and the late-arrival count to compare with after the round.
-    pub(crate) fn begin_round(&self) -> (usize, u64) {
-        self.flushing_to.store(self.written(), Ordering::SeqCst);
-        (
-            self.waiting.load(Ordering::SeqCst),
-            self.late_arrivals.load(Ordering::SeqCst),
-        )
+    /// Callers blocked in a durability wait right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
     }
 
-    /// Callers that started waiting, since `since`, for positions the round will not cover.
-    pub(crate) fn late_since(&self, since: u64) -> u64 {
-        self.late_arrivals
-            .load(Ordering::SeqCst)
-            .saturating_sub(since)
-    }
-
-    /// Blocks the flusher until `want` callers are waiting, `deadline` passes, the store is
-    /// poisoned or `stop()` holds. Only the caller that brings the count to `want` wakes it.
-    pub(crate) fn wait_for_waiters(
-        &self,
-        deadline: std::time::Instant,
-        want: usize,
-        stop: impl Fn() -> bool,
-    ) {
+    /// Blocks the flusher until `enough()` holds, `deadline` passes or the store stops. Woken
+    /// each time a caller starts waiting for durability.
+    pub(crate) fn wait_for_waiters(&self, deadline: std::time::Instant, enough: impl Fn() -> bool) {
         let Ok(mut guard) = self.lock.lock() else {
             return;
         };
-        self.flusher_wants.store(want.max(1), Ordering::SeqCst);
-        while self.waiting.load(Ordering::SeqCst) < want && self.poisoned.get().is_none() && !stop()
-        {
+        while !enough() && self.poisoned.get().is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                break;
+                return;
             }
             match self.written_cv.wait_timeout(guard, left) {
                 Ok((g, _)) => guard = g,
-                Err(_) => break,
+                Err(_) => return,
             }
         }
-        self.flusher_wants.store(0, Ordering::SeqCst);
     }
 
-    /// Counts a caller in as waiting, and wakes the flusher if it was gathering for this many.
-    fn enter_wait(&self, pos: u64) -> WaitGuard<'_> {
-        let now = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        if pos > self.flushing_to.load(Ordering::SeqCst) {
-            self.late_arrivals.fetch_add(1, Ordering::SeqCst);
-        }
-        let wants = self.flusher_wants.load(Ordering::SeqCst);
-        if wants != 0 && now >= wants {
-            self.wake_written();
-        }
+    /// Counts a caller in as waiting and tells the flusher.
+    fn enter_wait(&self) -> WaitGuard<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.wake_written();
         WaitGuard(self)
     }
 
@@ -132,10 +98,9 @@ impl FlushState {
     }
 
     /// Records that the log is written up to `pos` (called by the appender).
-    /// The flusher is woken only if it sleeps waiting for writes.
     pub(crate) fn set_written(&self, pos: u64, wake_flusher: bool) {
-        self.written.fetch_max(pos, Ordering::SeqCst);
-        if wake_flusher && self.flusher_idle.load(Ordering::SeqCst) {
+        self.written.fetch_max(pos, Ordering::AcqRel);
+        if wake_flusher {
             self.wake_written();
         }
     }
@@ -161,12 +126,10 @@ impl FlushState {
     /// Blocks the flusher until there is something to flush, `timeout` passes, or `stop()` holds.
     pub(crate) fn wait_for_writes(&self, timeout: Duration, stop: impl Fn() -> bool) {
         let Ok(guard) = self.lock.lock() else { return };
-        // Announce the sleep before looking, so an appender either sees it or is seen.
-        self.flusher_idle.store(true, Ordering::SeqCst);
-        if self.written.load(Ordering::SeqCst) <= self.flushed() && !stop() {
-            let _ = self.written_cv.wait_timeout(guard, timeout);
+        if self.written() > self.flushed() || stop() {
+            return;
         }
-        self.flusher_idle.store(false, Ordering::SeqCst);
+        let _ = self.written_cv.wait_timeout(guard, timeout);
     }
 }
 
@@ -208,7 +171,7 @@ impl FlushWaiter {
         if state.flushed() >= pos {
             return Ok(());
         }
-        let _counted = state.enter_wait(pos);
+        let _counted = state.enter_wait();
         loop {
             let notified = state.notify.notified();
             tokio::pin!(notified);
@@ -229,7 +192,7 @@ impl FlushWaiter {
         if state.flushed() >= pos {
             return Ok(());
         }
-        let _counted = state.enter_wait(pos);
+        let _counted = state.enter_wait();
         let mut guard = state.lock.lock().map_err(|_| StoreError::Closed)?;
         loop {
             if state.flushed() >= pos {
@@ -241,40 +204,5 @@ impl FlushWaiter {
                 .wait(guard)
                 .map_err(|_| StoreError::Closed)?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    fn only_callers_beyond_the_round_count_as_late() {
-        let s = FlushState::new(0);
-        s.set_written(100, false);
-        let (waiting, late0) = s.begin_round();
-        assert_eq!(waiting, 0);
-        // A caller covered by the round in progress, then one that wrote after it began.
-        let covered = s.enter_wait(100);
-        s.set_written(200, false);
-        let late = s.enter_wait(200);
-        assert_eq!(s.late_since(late0), 1);
-        drop((covered, late));
-        assert_eq!(s.waiting.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn a_gathering_flusher_is_woken_by_the_caller_it_waits_for() {
-        let s = FlushState::new(0);
-        s.set_written(10, false);
-        let waiter = FlushWaiter::new(s.clone());
-        let t = std::thread::spawn(move || waiter.wait_blocking(10));
-        // Returns when the caller starts waiting; the deadline is only a backstop.
-        s.wait_for_waiters(Instant::now() + Duration::from_secs(600), 1, || false);
-        assert_eq!(s.waiting.load(Ordering::SeqCst), 1);
-        s.set_flushed(10);
-        t.join().unwrap().unwrap();
-        assert_eq!(s.waiting.load(Ordering::SeqCst), 0);
     }
 }

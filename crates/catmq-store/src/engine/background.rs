@@ -59,41 +59,40 @@ fn flusher(inner: &Inner) {
             }
             FlushMode::Async { interval } => inner.shutdown.wait(interval),
         };
-        let (covered, late_before) = inner.flush.begin_round();
+        let covered = inner.flush.waiting();
         let started = Instant::now();
         if flush_now(inner).is_err() || stopping {
             return;
         }
-        let late = inner.flush.late_since(late_before);
-        pace.finished(covered, late, started.elapsed());
+        pace.finished(covered, started.elapsed());
     }
 }
 
-/// Group-commit pacing for sync mode. The callers an fsync releases usually append again at
-/// once, and others arrive while it runs; starting the next fsync the moment the first of them
-/// has written would split the callers into groups that take turns, each fsync carrying a part
-/// of them. So the flusher waits until as many callers are waiting as were active in the last
-/// round (those it released plus those that arrived during it), but never longer than the last
-/// fsync took. A lone appender is back before the flusher looks, so it never waits.
+/// Group-commit pacing for sync mode. The waiters an fsync releases usually append again at
+/// once; starting the next fsync the moment the first of them has written would give that fsync
+/// one record and make the rest wait a whole round. So the flusher waits until as many callers
+/// are waiting as the last round released, but never longer than the last fsync took. A lone
+/// appender is back before the flusher looks, so it never waits.
 #[derive(Debug, Default)]
 struct GroupPace {
-    active: usize,
+    released: usize,
     last_fsync: Duration,
 }
 
 impl GroupPace {
     fn gather(&self, inner: &Inner) {
-        if self.active <= 1 || inner.flush.written() <= inner.flush.flushed() {
+        if self.released <= 1 || inner.flush.written() <= inner.flush.flushed() {
             return;
         }
         let deadline = Instant::now() + self.last_fsync.min(Duration::from_millis(2));
-        inner
-            .flush
-            .wait_for_waiters(deadline, self.active, || inner.shutdown.is_stopped());
+        let want = self.released;
+        inner.flush.wait_for_waiters(deadline, || {
+            inner.flush.waiting() >= want || inner.shutdown.is_stopped()
+        });
     }
 
-    fn finished(&mut self, covered: usize, late: u64, took: Duration) {
-        self.active = covered.saturating_add(usize::try_from(late).unwrap_or(usize::MAX));
+    fn finished(&mut self, covered: usize, took: Duration) {
+        self.released = covered;
         self.last_fsync = took;
     }
 }
