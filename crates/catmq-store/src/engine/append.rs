@@ -172,7 +172,8 @@ fn stamp(
     for (m, p) in msgs.iter().zip(prep) {
         let phys = start + at as u64;
         let qoff = i64::try_from(p.queue_offset).unwrap_or(i64::MAX);
-        let record = &mut buf[at..at + p.len];
+        // `buf` holds exactly these records; a short slice would fail in `restamp`, not panic.
+        let record = buf.get_mut(at..at + p.len).unwrap_or_default();
         restamp(
             record,
             qoff,
