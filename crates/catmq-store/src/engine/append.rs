@@ -160,16 +160,10 @@ fn prepare(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<Vec<
 
 /// Stamps each encoded record in `buf` with its queue offset, its position (the batch starts
 /// at `start`) and the store time; returns where each message was placed.
-fn stamp(
-    prep: &[Prepared],
-    msgs: &[NewMessage],
-    buf: &mut [u8],
-    start: u64,
-    store_ms: i64,
-) -> Result<Vec<Appended>> {
+fn stamp(prep: &[Prepared], buf: &mut [u8], start: u64, store_ms: i64) -> Result<Vec<Appended>> {
     let mut placed = Vec::with_capacity(prep.len());
     let mut at = 0usize;
-    for (m, p) in msgs.iter().zip(prep) {
+    for p in prep {
         let phys = start + at as u64;
         let qoff = i64::try_from(p.queue_offset).unwrap_or(i64::MAX);
         // `buf` holds exactly these records; a short slice would fail in `restamp`, not panic.
@@ -182,7 +176,7 @@ fn stamp(
             store_ms,
         )?;
         placed.push(Appended {
-            queue_id: m.queue_id,
+            queue_id: p.queue.queue_id,
             queue_offset: p.queue_offset,
             physical_offset: phys,
             size: p.len as u32,
@@ -278,7 +272,7 @@ fn append_encoded(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Resu
     let store_ms = inner.cfg.clock.now_ms();
     assign_offsets(&mut prep);
     let start = w.pos;
-    let placed = stamp(&prep, msgs, buf, start, store_ms)?;
+    let placed = stamp(&prep, buf, start, store_ms)?;
     if let Err(e) = write_records(&mut w, buf, msgs.len()) {
         inner.flush.poison(format!("commit log write failed: {e}"));
         return Err(e);

@@ -105,28 +105,32 @@ pub fn run_appends(
     Ok(AppendOutcome { phase, appended })
 }
 
-/// Runs the appenders as OS threads.
-fn run_threads(shared: &Shared<'_>, n: u32) -> Vec<Result<ThreadResult>> {
+/// Runs `f(i)` for `i` in `0..n`, each on its own scoped thread named `<name>-<i>`; the results
+/// in order.
+fn on_threads<T: Send>(n: u32, name: &str, f: impl Fn(u32) -> T + Sync) -> Vec<Result<T>> {
+    let f = &f;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
                 std::thread::Builder::new()
-                    .name(format!("appender-{i}"))
-                    .spawn_scoped(s, move || {
-                        let r = appender(shared);
-                        if r.is_err() {
-                            shared.failed.store(true, Ordering::Relaxed);
-                        }
-                        r
-                    })
-                    .context("spawning an appender thread")
+                    .name(format!("{name}-{i}"))
+                    .spawn_scoped(s, move || f(i))
+                    .with_context(|| format!("spawning thread {name}-{i}"))
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h?.join().map_err(|_| anyhow!("appender thread panicked"))?)
+            .map(|h| h?.join().map_err(|_| anyhow!("thread {name} panicked")))
             .collect()
     })
+}
+
+/// Runs the appenders as OS threads.
+fn run_threads(shared: &Shared<'_>, n: u32) -> Vec<Result<ThreadResult>> {
+    on_threads(n, "appender", |_| shared.noting_failure(appender(shared)))
+        .into_iter()
+        .map(|r| r.and_then(|r| r))
+        .collect()
 }
 
 /// Runs the appenders as async tasks, spread over one single-threaded runtime per core, as the
@@ -138,25 +142,13 @@ fn run_tasks(
 ) -> Result<Vec<Result<ThreadResult>>> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get() as u32);
     let workers = workers.unwrap_or(cores).clamp(1, n);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let tasks = n / workers + u32::from(w < n % workers);
-                std::thread::Builder::new()
-                    .name(format!("bench-worker-{w}"))
-                    .spawn_scoped(s, move || run_worker(shared, tasks))
-                    .context("spawning a runtime thread")
-            })
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            let results = h?
-                .join()
-                .map_err(|_| anyhow!("runtime thread panicked"))??;
-            out.extend(results);
-        }
-        Ok(out)
-    })
+    let mut out = Vec::new();
+    for results in on_threads(workers, "bench-worker", |w| {
+        run_worker(shared, n / workers + u32::from(w < n % workers))
+    }) {
+        out.extend(results??);
+    }
+    Ok(out)
 }
 
 /// One runtime thread running `n` appender tasks.
@@ -165,17 +157,19 @@ fn run_worker(shared: &Shared<'_>, n: u32) -> Result<Vec<Result<ThreadResult>>> 
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let tasks = (0..n).map(|_| async {
-        let r = task_appender(shared).await;
-        if r.is_err() {
-            shared.failed.store(true, Ordering::Relaxed);
-        }
-        r
-    });
+    let tasks = (0..n).map(|_| async { shared.noting_failure(task_appender(shared).await) });
     Ok(rt.block_on(futures::future::join_all(tasks)))
 }
 
 impl Shared<'_> {
+    /// Passes an appender's result through, telling the other appenders to stop if it failed.
+    fn noting_failure<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
     /// Claims the next message numbers: `(first, count)`, or `None` when the run is over.
     fn claim(&self) -> Option<(u64, u64)> {
         if self.failed.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
