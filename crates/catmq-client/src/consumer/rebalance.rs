@@ -30,14 +30,20 @@ pub(crate) async fn rebalance(core: &Arc<Core>) -> bool {
         all.sort();
         let mine = if core.clustering() {
             match core.member_ids(&sub.topic).await {
-                Ok(ids) if !ids.is_empty() => {
+                Ok(ids) if ids.contains(&core.instance.client_id) => {
                     core.opts
                         .allocate
                         .allocate(&core.instance.client_id, &all, &ids)
                 }
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!(topic = %sub.topic, error = %e, "rebalance: member list failed");
+                other => {
+                    if let Err(e) = other {
+                        tracing::debug!(topic = %sub.topic, error = %e, "rebalance: member list failed");
+                    }
+                    // The broker does not list this member yet: its heartbeats went out before
+                    // it knew the topic's broker. Send one now and retry soon, rather than at
+                    // the next periodic heartbeat.
+                    core.instance.heartbeat().await;
+                    pending = true;
                     continue;
                 }
             }
