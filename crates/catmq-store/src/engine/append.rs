@@ -11,7 +11,7 @@ use super::{open_map, Inner, Writer};
 use crate::api::{AppendResult, Appended};
 use crate::config::FlushMode;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
-use crate::index::key_hash;
+use crate::index::{key_hash, Handed, PendingKey};
 use crate::{Result, StoreError};
 
 /// What is computed for a message before the writer lock is taken.
@@ -26,9 +26,16 @@ struct Prepared {
     queue_offset: u64,
 }
 
+/// Buffers an append needs, kept per thread and reused across appends.
+#[derive(Default)]
+struct Scratch {
+    /// The encoded records.
+    buf: Vec<u8>,
+    prep: Vec<Prepared>,
+}
+
 thread_local! {
-    /// Each appending thread's encoding buffer, reused across appends.
-    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// The distinct key hashes of one message, without a heap allocation for the usual few.
@@ -107,12 +114,13 @@ pub(crate) fn index_hashes(topic: &str, keys: &str, uniq: Option<&str>) -> KeyHa
 }
 
 /// Checks and encodes `msgs` into `buf`, with the store's fields left for [`stamp`].
-fn prepare(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<Vec<Prepared>> {
+fn prepare(inner: &Inner, msgs: &[NewMessage], s: &mut Scratch) -> Result<()> {
     if msgs.is_empty() {
         return Err(StoreError::EmptyBatch);
     }
     let mut total = 0usize;
-    let mut out = Vec::with_capacity(msgs.len());
+    let out = &mut s.prep;
+    out.clear();
     for m in msgs {
         m.validate()?;
         if !(0..=0xFFFF).contains(&m.queue_id) {
@@ -144,6 +152,7 @@ fn prepare(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<Vec<
             queue_offset: 0,
         });
     }
+    let buf = &mut s.buf;
     buf.clear();
     buf.reserve(total);
     let unstamped = StoreStamp {
@@ -155,7 +164,7 @@ fn prepare(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<Vec<
     for m in msgs {
         m.encode(&unstamped, buf)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Stamps each encoded record in `buf` with its queue offset, its position (the batch starts
@@ -238,47 +247,55 @@ fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64
         };
         p.queue.push(a.queue_offset, entry, store_ms)?;
     }
-    if prep.iter().any(|p| !p.key_hashes.as_slice().is_empty()) {
-        let mut index = inner.index.lock().map_err(|_| StoreError::Closed)?;
-        for (p, a) in prep.iter().zip(placed) {
-            for h in p.key_hashes.as_slice() {
-                index.add(*h, a.physical_offset, store_ms)?;
-            }
-        }
+    if prep.iter().all(|p| p.key_hashes.as_slice().is_empty()) {
+        return Ok(());
+    }
+    let keys = prep.iter().zip(placed).flat_map(|(p, a)| {
+        p.key_hashes.as_slice().iter().map(move |&hash| PendingKey {
+            hash,
+            phys: a.physical_offset,
+            store_ms,
+        })
+    });
+    if inner.index.hand_over(keys)? == Handed::CatchUp {
+        drop(inner.index.current()?);
     }
     Ok(())
 }
 
 /// Appends `msgs` as consecutive records.
 pub(super) fn append(inner: &Inner, msgs: &[NewMessage]) -> Result<AppendResult> {
-    ENCODED.with(|cell| {
-        let Ok(mut buf) = cell.try_borrow_mut() else {
-            return append_encoded(inner, msgs, &mut Vec::new());
+    SCRATCH.with(|cell| {
+        let Ok(mut s) = cell.try_borrow_mut() else {
+            return append_encoded(inner, msgs, &mut Scratch::default());
         };
-        let result = append_encoded(inner, msgs, &mut buf);
-        if buf.capacity() > 4 << 20 {
-            *buf = Vec::new();
+        let result = append_encoded(inner, msgs, &mut s);
+        // Drop the queue handles now; keep the buffers unless a big batch grew them.
+        s.prep.clear();
+        if s.buf.capacity() > 4 << 20 {
+            *s = Scratch::default();
         }
         result
     })
 }
 
-fn append_encoded(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Result<AppendResult> {
-    let mut prep = prepare(inner, msgs, buf)?;
+fn append_encoded(inner: &Inner, msgs: &[NewMessage], s: &mut Scratch) -> Result<AppendResult> {
+    prepare(inner, msgs, s)?;
+    let (prep, buf) = (&mut s.prep, &mut s.buf);
     let total = buf.len();
     let mut w = inner.writer.lock().map_err(|_| StoreError::Closed)?;
     inner.flush.check_poisoned()?;
     roll_if_needed(inner, &mut w, total)?;
     let store_ms = inner.cfg.clock.now_ms();
-    assign_offsets(&mut prep);
+    assign_offsets(prep);
     let start = w.pos;
-    let placed = stamp(&prep, buf, start, store_ms)?;
+    let placed = stamp(prep, buf, start, store_ms)?;
     if let Err(e) = write_records(&mut w, buf, msgs.len()) {
         inner.flush.poison(format!("commit log write failed: {e}"));
         return Err(e);
     }
     w.pos = start + total as u64;
-    if let Err(e) = dispatch(inner, &prep, &placed, store_ms) {
+    if let Err(e) = dispatch(inner, prep, &placed, store_ms) {
         inner
             .flush
             .poison(format!("consume queue or index write failed: {e}"));
@@ -289,7 +306,7 @@ fn append_encoded(inner: &Inner, msgs: &[NewMessage], buf: &mut Vec<u8>) -> Resu
         .flush
         .set_written(end, inner.cfg.flush == FlushMode::Sync);
     drop(w);
-    notify_arrivals(inner, &prep);
+    notify_arrivals(inner, prep);
     Ok(AppendResult {
         messages: placed,
         end,

@@ -1,5 +1,5 @@
-//! Background threads: the flusher (group commit / periodic fsync) and upkeep (checkpoints,
-//! retention).
+//! Background threads: the flusher (group commit / periodic fsync), upkeep (checkpoints,
+//! retention) and the indexer (key index, see [`crate::index::IndexFeed`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ pub(super) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
     Ok(vec![
         spawn("catmq-flush", flusher)?,
         spawn("catmq-upkeep", upkeep)?,
+        spawn("catmq-index", indexer)?,
     ])
 }
 
@@ -97,6 +98,16 @@ impl GroupPace {
     }
 }
 
+/// Adds handed-over key hashes to the index in batches, off the append path.
+fn indexer(inner: &Inner) {
+    while inner.index.wait_for_work() {
+        if let Err(e) = inner.index.current() {
+            inner.flush.poison(format!("key index write failed: {e}"));
+            return;
+        }
+    }
+}
+
 fn upkeep(inner: &Inner) {
     let tick = inner
         .cfg
@@ -141,11 +152,7 @@ pub(super) fn checkpoint(inner: &Inner, clean: bool) -> Result<()> {
     for q in inner.queues.all() {
         q.sync()?;
     }
-    inner
-        .index
-        .lock()
-        .map_err(|_| StoreError::Closed)?
-        .persist()?;
+    inner.index.current()?.persist()?;
     Checkpoint {
         position: pos,
         written_ms: now_ms(),
@@ -213,11 +220,7 @@ pub(super) fn retention(inner: &Inner) -> Result<RetentionReport> {
         for q in inner.queues.all() {
             q.apply_log_min(log_min)?;
         }
-        inner
-            .index
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .apply_log_min(log_min)?;
+        inner.index.current()?.apply_log_min(log_min)?;
     }
     Ok(RetentionReport {
         segments_removed: removed,

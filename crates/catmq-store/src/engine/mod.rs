@@ -1,8 +1,9 @@
 //! [`FileStore`]: the file-backed [`MessageStore`].
 //!
 //! Locks, always taken in this order: the writer lock, then a consume queue's lock, then the
-//! index lock. Readers take a consume queue's lock or the index lock alone, briefly. The
-//! segment list has its own read-write lock, taken last and never held across I/O on the log.
+//! index lock, then the index's pending list. Readers take a consume queue's lock or the index
+//! lock alone, briefly. The segment list has its own read-write lock, taken last and never held
+//! across I/O on the log.
 
 mod append;
 mod background;
@@ -25,7 +26,7 @@ use crate::commit_log::{CommitLog, Segment, WriteMap};
 use crate::config::{FlushMode, StoreConfig};
 use crate::consume_queue::QueueTable;
 use crate::flush::{FlushState, FlushWaiter};
-use crate::index::KeyIndex;
+use crate::index::IndexFeed;
 use crate::{Result, StoreError};
 
 pub use recovery::RecoveryReport;
@@ -105,7 +106,7 @@ struct Inner {
     cfg: StoreConfig,
     log: CommitLog,
     queues: QueueTable,
-    index: Mutex<KeyIndex>,
+    index: IndexFeed,
     writer: Mutex<Writer>,
     flush: Arc<FlushState>,
     listener: RwLock<Option<ArrivalListener>>,
@@ -156,6 +157,7 @@ impl FileStoreRef<'_> {
     fn stop_threads(&self) {
         self.inner.shutdown.stop();
         self.inner.flush.wake_written();
+        self.inner.index.stop();
         let handles: Vec<_> = self
             .threads
             .lock()
@@ -331,7 +333,7 @@ impl MessageStore for FileStore {
             flushed: i.flush.flushed(),
             segments: i.log.segments_snapshot().len(),
             queues: i.queues.all().len(),
-            index_files: i.index.lock().map(|x| x.file_count()).unwrap_or(0),
+            index_files: i.index.current().map(|x| x.file_count()).unwrap_or(0),
             corrupt_records_skipped: i.corrupt_reads.load(Ordering::Relaxed),
             log_fsyncs: i.flush.rounds(),
         }

@@ -266,8 +266,7 @@ pub(super) fn query_by_key(
     let cap = limit.saturating_mul(4).max(64);
     let (mut hits, sealed) = inner
         .index
-        .lock()
-        .map_err(|_| StoreError::Closed)?
+        .current()?
         .lookup_active(hash, begin, end, cap)?;
     hits.extend(lookup_sealed(&sealed, hash, begin, end, cap)?);
     let mut phys: Vec<u64> = hits.iter().map(|h| h.phys).collect();

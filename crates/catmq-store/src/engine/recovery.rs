@@ -16,7 +16,7 @@ use crate::config::StoreConfig;
 use crate::consume_queue::{CqEntry, QueueTable};
 use crate::flush::FlushState;
 use crate::fsutil::{self, now_ms};
-use crate::index::KeyIndex;
+use crate::index::{IndexFeed, KeyIndex};
 use crate::{Result, StoreError};
 
 /// What recovery did when the store was opened.
@@ -167,7 +167,7 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
     let inner = Inner {
         log,
         queues,
-        index: Mutex::new(index),
+        index: IndexFeed::new(index),
         writer: Mutex::new(Writer {
             map: super::open_map(&cfg, &active, end)?,
             active,

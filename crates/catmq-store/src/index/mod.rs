@@ -12,11 +12,13 @@
 //! The hash is FNV-1a over `topic`, a 0x01 byte and the key, so a lookup can match a different
 //! key that happens to share the hash. Callers check every hit against the stored record.
 
+mod feed;
 mod file;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub(crate) use feed::{Handed, IndexFeed, PendingKey};
 use file::{ActiveIndex, IndexEntry, SealedIndex};
 
 use crate::fsutil;
@@ -39,7 +41,7 @@ pub(crate) fn key_hash(topic: &str, key: &str) -> u64 {
     key.as_bytes().iter().fold(h, step)
 }
 
-/// All index files. Lives behind the engine's index lock.
+/// All index files. Lives behind the lock in [`IndexFeed`].
 #[derive(Debug)]
 pub(crate) struct KeyIndex {
     dir: PathBuf,
@@ -47,6 +49,8 @@ pub(crate) struct KeyIndex {
     capacity: u32,
     sealed: Vec<Arc<SealedIndex>>,
     active: Option<ActiveIndex>,
+    /// An empty buffer the feed swaps in for its pending entries.
+    spare: Vec<PendingKey>,
 }
 
 impl KeyIndex {
@@ -71,6 +75,7 @@ impl KeyIndex {
             capacity,
             sealed,
             active,
+            spare: Vec::new(),
         })
     }
 

@@ -74,18 +74,17 @@ impl Workload {
 
     /// The uniq key of message `n`.
     pub fn uniq_key(&self, n: u64) -> String {
-        format!("{:016X}{n:016X}", self.prefix)
+        let mut key = String::with_capacity(32);
+        push_hex(&mut key, self.prefix);
+        push_hex(&mut key, n);
+        key
     }
 
     /// Message `n` and its uniq key.
     pub fn message(&self, n: u64, born_ms: i64) -> (NewMessage, String) {
         let (topic, queue_id) = self.pair_for(n);
         let uniq = self.uniq_key(n);
-        let props = properties::encode([
-            (properties::TAGS, "TagA"),
-            (properties::KEYS, &format!("key-{n}")),
-            (properties::UNIQ_KEY, &uniq),
-        ]);
+        let props = bench_properties(n, &uniq);
         let msg = NewMessage {
             topic: topic.clone(),
             queue_id: *queue_id,
@@ -102,14 +101,50 @@ impl Workload {
     }
 }
 
+/// `TAGS=TagA`, `KEYS=key-<n>`, `UNIQ_KEY=<uniq>`, built without formatting machinery: the
+/// benchmark measures the store, so making its messages should cost little.
+fn bench_properties(n: u64, uniq: &str) -> String {
+    use std::fmt::Write as _;
+    let mut p = String::with_capacity(64 + uniq.len());
+    for (k, v) in [(properties::TAGS, "TagA"), (properties::KEYS, "key-")] {
+        p.push_str(k);
+        p.push(properties::NAME_VALUE_SEPARATOR);
+        p.push_str(v);
+        if k == properties::KEYS {
+            // Writing into a String cannot fail.
+            let _ = write!(p, "{n}");
+        }
+        p.push(properties::PROPERTY_SEPARATOR);
+    }
+    p.push_str(properties::UNIQ_KEY);
+    p.push(properties::NAME_VALUE_SEPARATOR);
+    p.push_str(uniq);
+    p.push(properties::PROPERTY_SEPARATOR);
+    p
+}
+
+/// Appends `v` as 16 upper-case hex digits.
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xF) as usize]));
+    }
+}
+
 /// The body of the message whose uniq key is `key`: the key's bytes repeated to `size`.
 pub fn body_for(key: &str, size: usize) -> Bytes {
-    let mut body = Vec::with_capacity(size);
-    while body.len() < size && !key.is_empty() {
-        let n = key.len().min(size - body.len());
-        body.extend_from_slice(&key.as_bytes()[..n]);
+    let mut body = vec![0u8; size];
+    let n = key.len().min(size);
+    body[..n].copy_from_slice(&key.as_bytes()[..n]);
+    if n > 0 {
+        // Double the filled prefix until the body is full.
+        let mut filled = n;
+        while filled < size {
+            let m = filled.min(size - filled);
+            body.copy_within(..m, filled);
+            filled += m;
+        }
     }
-    body.resize(size, 0);
     body.into()
 }
 
@@ -342,6 +377,22 @@ mod tests {
             Command::Bench(BenchCommand::Store(a)) => a,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn bodies_repeat_the_key_and_keys_are_hex() {
+        assert_eq!(&body_for("abc", 8)[..], b"abcabcab");
+        assert_eq!(&body_for("abc", 2)[..], b"ab");
+        assert_eq!(&body_for("", 3)[..], &[0, 0, 0]);
+        let wl = Workload::new(&args(&[])).unwrap();
+        let n = 0x1234_5678_9ABC_DEF0;
+        assert_eq!(wl.uniq_key(n), format!("{:016X}{n:016X}", wl.prefix));
+        let props = properties::encode([
+            (properties::TAGS, "TagA"),
+            (properties::KEYS, "key-42"),
+            (properties::UNIQ_KEY, "U"),
+        ]);
+        assert_eq!(bench_properties(42, "U"), props);
     }
 
     #[test]
