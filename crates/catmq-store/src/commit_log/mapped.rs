@@ -30,6 +30,9 @@ use crate::{Result, StoreError};
 const CHUNK: usize = 2 << 20;
 /// How far ahead of the writer the prefault thread keeps pages ready.
 const AHEAD: usize = 8 << 20;
+/// When the writer has to prefault for itself, it does so up to a multiple of this.
+const SELF_STEP: usize = 256 << 10;
+const PAGE: usize = 4096;
 
 /// State shared by the writer and the prefault thread.
 #[derive(Debug)]
@@ -82,7 +85,7 @@ impl WriteMap {
                 return Ok(None);
             }
         };
-        let page_start = pos & !(4095);
+        let page_start = pos & !(PAGE - 1);
         let shared = Arc::new(Shared {
             map,
             ready: AtomicUsize::new(page_start),
@@ -115,9 +118,12 @@ impl WriteMap {
             });
         }
         if end > s.ready.load(Ordering::Acquire) {
-            // The prefault thread is behind (or failed): make the pages safe to copy into here.
-            s.populate(start, end - start)
+            // The prefault thread is behind (or failed): make the pages safe to copy into here,
+            // up to the next step boundary so the next appends need not do it again.
+            let upto = end.next_multiple_of(SELF_STEP).min(s.map.len());
+            s.populate(start, upto - start)
                 .map_err(|e| StoreError::io("prefault", &self.path, e))?;
+            s.ready.fetch_max(upto, Ordering::AcqRel);
         }
         // SAFETY: `[start, end)` lies within the mapping (checked above) and its pages were
         // prefaulted for writing, so the copy cannot fault on a missing block. Only this writer
@@ -156,7 +162,12 @@ fn prefault_loop(s: &Shared, start: usize) {
     let mut released = start - start % CHUNK;
     while !s.stop.load(Ordering::Acquire) {
         let written = s.written.load(Ordering::Acquire);
-        let ready = s.ready.load(Ordering::Acquire);
+        // Release first: a writer that keeps the thread busy populating must not make the
+        // mapping (and the process RSS) grow with the segment.
+        released = release_behind(s, released, written);
+        // Everything below the writer was prefaulted (by the writer itself if this thread was
+        // behind): never populate it again, it may have been released already.
+        let ready = s.ready.load(Ordering::Acquire).max(written & !(PAGE - 1));
         if ready < len && ready < written.saturating_add(AHEAD) {
             let n = (CHUNK - ready % CHUNK).min(len - ready);
             if let Err(e) = s.populate(ready, n) {
@@ -164,20 +175,79 @@ fn prefault_loop(s: &Shared, start: usize) {
                 tracing::debug!(error = %e, "prefault failed");
                 return;
             }
-            s.ready.store(ready + n, Ordering::Release);
+            s.ready.fetch_max(ready + n, Ordering::AcqRel);
             continue;
         }
-        while released + 2 * CHUNK <= written {
-            // SAFETY: MADV_DONTNEED on a shared file mapping only unmaps the pages; dirty pages
-            // keep their data in the page cache and are written back as usual. The range lies
-            // wholly before the writer's position, which only grows, and nothing in the process
-            // holds a reference into it (readers use pread).
-            let _ = unsafe {
-                s.map
-                    .unchecked_advise_range(UncheckedAdvice::DontNeed, released, CHUNK)
-            };
-            released += CHUNK;
-        }
         std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Unmaps whole chunks from `released` up to a chunk behind `written`; returns the new mark.
+fn release_behind(s: &Shared, mut released: usize, written: usize) -> usize {
+    while released + 2 * CHUNK <= written {
+        // SAFETY: MADV_DONTNEED on a shared file mapping only unmaps the pages; dirty pages
+        // keep their data in the page cache and are written back as usual. The range lies
+        // wholly before the writer's position, which only grows, and nothing in the process
+        // holds a reference into it (readers use pread).
+        let _ = unsafe {
+            s.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, released, CHUNK)
+        };
+        released += CHUNK;
+    }
+    released
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit_log::CommitLog;
+
+    /// Resident kilobytes of the mapping that starts at `addr`, from `/proc/self/smaps`.
+    fn resident_kb(addr: usize) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let head = format!("{addr:x}-");
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+        lines.next()?;
+        lines
+            .find_map(|l| l.strip_prefix("Rss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    #[test]
+    fn the_mapping_stays_small_while_the_writer_moves_through_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 96u64 << 20;
+        let log = CommitLog::open(dir.path(), size).unwrap();
+        let seg = log.create_segment(0).unwrap();
+        let mut map = WriteMap::open(&seg, size, 0).unwrap().unwrap();
+        let addr = map.shared.map.as_ptr() as usize;
+        let chunk = vec![7u8; 64 << 10];
+        let mut off = 0u64;
+        while off + chunk.len() as u64 <= size - (8 << 20) {
+            map.write(off, &chunk).unwrap();
+            off += chunk.len() as u64;
+        }
+        // The prefault thread releases behind the writer: at most the window ahead, the chunk
+        // being written and the one before it stay mapped. Wait for it (bounded).
+        let bound_kb = ((AHEAD + 3 * CHUNK) >> 10) as u64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut rss = resident_kb(addr).unwrap();
+        while rss > bound_kb && std::time::Instant::now() < deadline {
+            if let Some(t) = &map.thread {
+                t.thread().unpark();
+            }
+            std::thread::yield_now();
+            rss = resident_kb(addr).unwrap();
+        }
+        assert!(
+            rss <= bound_kb,
+            "{rss} kB of the mapping resident after writing {off} bytes"
+        );
+        let mut back = vec![0u8; chunk.len()];
+        seg.file
+            .read_at(&mut back, off - chunk.len() as u64)
+            .unwrap();
+        assert_eq!(back, chunk);
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct PendingKey {
 /// The indexer is woken when this many entries are pending.
 const WAKE_AT: usize = 16 * 1024;
 /// An appender that finds this many entries pending adds them to the index itself.
-const MAX_PENDING: usize = 256 * 1024;
+const MAX_PENDING: usize = 64 * 1024;
 /// How long the indexer lets entries gather once some arrived.
 const LINGER: Duration = Duration::from_millis(5);
 
