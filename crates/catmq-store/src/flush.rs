@@ -4,13 +4,13 @@
 //! ([`FlushWaiter::wait_blocking`]) or async ([`FlushWaiter::wait`]). Appenders that arrive during
 //! an fsync are covered by the next one: that is the group commit.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::{Result, StoreError};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FlushState {
     /// Log position up to which everything is durable.
     flushed: AtomicU64,
@@ -19,8 +19,9 @@ pub(crate) struct FlushState {
     poisoned: OnceLock<String>,
     /// Completed fsync rounds.
     rounds: AtomicU64,
-    /// Callers blocked in a durability wait right now.
-    waiting: AtomicUsize,
+    /// The flusher sleeps until something is written: only then do appenders wake it, so
+    /// appends during an fsync cost no wake-up.
+    flusher_idle: AtomicBool,
     /// Guards nothing but the condition variables' wake-ups.
     lock: Mutex<()>,
     /// Signalled when `flushed` advances or the store is poisoned.
@@ -32,10 +33,17 @@ pub(crate) struct FlushState {
 
 impl FlushState {
     pub(crate) fn new(start: u64) -> Arc<Self> {
-        let s = Self::default();
-        s.flushed.store(start, Ordering::Release);
-        s.written.store(start, Ordering::Release);
-        Arc::new(s)
+        Arc::new(Self {
+            flushed: AtomicU64::new(start),
+            written: AtomicU64::new(start),
+            poisoned: OnceLock::new(),
+            rounds: AtomicU64::new(0),
+            flusher_idle: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            flushed_cv: Condvar::new(),
+            written_cv: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+        })
     }
 
     pub(crate) fn flushed(&self) -> u64 {
@@ -44,36 +52,6 @@ impl FlushState {
 
     pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
-    }
-
-    /// Callers blocked in a durability wait right now.
-    pub(crate) fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
-    }
-
-    /// Blocks the flusher until `enough()` holds, `deadline` passes or the store stops. Woken
-    /// each time a caller starts waiting for durability.
-    pub(crate) fn wait_for_waiters(&self, deadline: std::time::Instant, enough: impl Fn() -> bool) {
-        let Ok(mut guard) = self.lock.lock() else {
-            return;
-        };
-        while !enough() && self.poisoned.get().is_none() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.written_cv.wait_timeout(guard, left) {
-                Ok((g, _)) => guard = g,
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Counts a caller in as waiting and tells the flusher.
-    fn enter_wait(&self) -> WaitGuard<'_> {
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        self.wake_written();
-        WaitGuard(self)
     }
 
     pub(crate) fn rounds(&self) -> u64 {
@@ -99,8 +77,10 @@ impl FlushState {
 
     /// Records that the log is written up to `pos` (called by the appender).
     pub(crate) fn set_written(&self, pos: u64, wake_flusher: bool) {
-        self.written.fetch_max(pos, Ordering::AcqRel);
-        if wake_flusher {
+        self.written.fetch_max(pos, Ordering::SeqCst);
+        // The flusher marks itself idle (SeqCst) before it checks `written`: either it sees
+        // this write or this sees it idle and wakes it (under the lock it waits with).
+        if wake_flusher && self.flusher_idle.load(Ordering::SeqCst) {
             self.wake_written();
         }
     }
@@ -126,19 +106,11 @@ impl FlushState {
     /// Blocks the flusher until there is something to flush, `timeout` passes, or `stop()` holds.
     pub(crate) fn wait_for_writes(&self, timeout: Duration, stop: impl Fn() -> bool) {
         let Ok(guard) = self.lock.lock() else { return };
-        if self.written() > self.flushed() || stop() {
-            return;
+        self.flusher_idle.store(true, Ordering::SeqCst);
+        if self.written.load(Ordering::SeqCst) <= self.flushed() && !stop() {
+            let _ = self.written_cv.wait_timeout(guard, timeout);
         }
-        let _ = self.written_cv.wait_timeout(guard, timeout);
-    }
-}
-
-/// Counts a caller out of waiting when dropped.
-struct WaitGuard<'a>(&'a FlushState);
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.flusher_idle.store(false, Ordering::SeqCst);
     }
 }
 
@@ -171,7 +143,6 @@ impl FlushWaiter {
         if state.flushed() >= pos {
             return Ok(());
         }
-        let _counted = state.enter_wait();
         loop {
             let notified = state.notify.notified();
             tokio::pin!(notified);
@@ -192,7 +163,6 @@ impl FlushWaiter {
         if state.flushed() >= pos {
             return Ok(());
         }
-        let _counted = state.enter_wait();
         let mut guard = state.lock.lock().map_err(|_| StoreError::Closed)?;
         loop {
             if state.flushed() >= pos {
