@@ -258,7 +258,7 @@ fn dispatch(inner: &Inner, prep: &[Prepared], placed: &[Appended], store_ms: i64
         })
     });
     if inner.index.hand_over(keys)? == Handed::CatchUp {
-        drop(inner.index.current()?);
+        drop(inner.key_index()?);
     }
     Ok(())
 }

@@ -72,8 +72,7 @@ fn flusher(inner: &Inner) {
 /// Adds handed-over key hashes to the index in batches, off the append path.
 fn indexer(inner: &Inner) {
     while inner.index.wait_for_work() {
-        if let Err(e) = inner.index.current() {
-            inner.flush.poison(format!("key index write failed: {e}"));
+        if inner.key_index().is_err() {
             return;
         }
     }
@@ -123,7 +122,7 @@ pub(super) fn checkpoint(inner: &Inner, clean: bool) -> Result<()> {
     for q in inner.queues.all() {
         q.sync()?;
     }
-    inner.index.current()?.persist()?;
+    inner.key_index()?.persist()?;
     Checkpoint {
         position: pos,
         written_ms: now_ms(),
@@ -191,7 +190,7 @@ pub(super) fn retention(inner: &Inner) -> Result<RetentionReport> {
         for q in inner.queues.all() {
             q.apply_log_min(log_min)?;
         }
-        inner.index.current()?.apply_log_min(log_min)?;
+        inner.key_index()?.apply_log_min(log_min)?;
     }
     Ok(RetentionReport {
         segments_removed: removed,

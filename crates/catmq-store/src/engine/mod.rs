@@ -26,7 +26,7 @@ use crate::commit_log::{CommitLog, Segment, WriteMap};
 use crate::config::{FlushMode, StoreConfig};
 use crate::consume_queue::QueueTable;
 use crate::flush::{FlushState, FlushWaiter};
-use crate::index::IndexFeed;
+use crate::index::{IndexFeed, KeyIndex};
 use crate::{Result, StoreError};
 
 pub use recovery::RecoveryReport;
@@ -118,6 +118,16 @@ struct Inner {
     corrupt_reads: AtomicU64,
     /// Held for the store's life: an exclusive lock on `<dir>/lock`.
     _lock_file: File,
+}
+
+impl Inner {
+    /// The key index with every handed-over entry added to it. Failing to add them (a write
+    /// error) poisons the store: the index would otherwise silently miss messages.
+    fn key_index(&self) -> Result<std::sync::MutexGuard<'_, KeyIndex>> {
+        self.index
+            .current()
+            .inspect_err(|e| self.flush.poison(format!("key index write failed: {e}")))
+    }
 }
 
 /// Owns the background threads; closing happens when the last handle goes.
@@ -333,7 +343,7 @@ impl MessageStore for FileStore {
             flushed: i.flush.flushed(),
             segments: i.log.segments_snapshot().len(),
             queues: i.queues.all().len(),
-            index_files: i.index.current().map(|x| x.file_count()).unwrap_or(0),
+            index_files: i.key_index().map(|x| x.file_count()).unwrap_or(0),
             corrupt_records_skipped: i.corrupt_reads.load(Ordering::Relaxed),
             log_fsyncs: i.flush.rounds(),
         }

@@ -264,10 +264,7 @@ pub(super) fn query_by_key(
     }
     let hash = key_hash(topic, key);
     let cap = limit.saturating_mul(4).max(64);
-    let (mut hits, sealed) = inner
-        .index
-        .current()?
-        .lookup_active(hash, begin, end, cap)?;
+    let (mut hits, sealed) = inner.key_index()?.lookup_active(hash, begin, end, cap)?;
     hits.extend(lookup_sealed(&sealed, hash, begin, end, cap)?);
     let mut phys: Vec<u64> = hits.iter().map(|h| h.phys).collect();
     phys.sort_unstable_by(|a, b| b.cmp(a));
