@@ -158,6 +158,19 @@ impl Inner {
             .await
     }
 
+    /// A request with `code`, `ext` and `body` to `addr` with the configured timeout; the
+    /// response may carry any code (for callers that handle more than success).
+    pub(crate) async fn ask(
+        &self,
+        addr: &str,
+        code: RequestCode,
+        ext: ExtFields,
+        body: Bytes,
+    ) -> Result<RemotingCommand> {
+        self.request(addr, RemotingCommand::request(code.as_i32(), ext, body))
+            .await
+    }
+
     /// A request to the name servers, trying each in turn; the response may carry any code.
     pub(crate) async fn namesrv_request(
         &self,

@@ -7,7 +7,7 @@ use catmq_protocol::body::{fastjson, ResetOffsetBody};
 use catmq_protocol::headers::{
     QueryMessageRequestHeader, ResetOffsetRequestHeader, ViewMessageRequestHeader,
 };
-use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
+use catmq_protocol::{RequestCode, ResponseCode};
 
 use super::Admin;
 use crate::consumer::core::{decode_all, offset_at, pull_queue, PullSpec, PullStatus};
@@ -102,12 +102,10 @@ impl Admin {
         };
         let mut out = Vec::new();
         for (name, addr) in &route.brokers {
-            let cmd = RemotingCommand::request(
-                RequestCode::QueryMessage.as_i32(),
-                h.to_ext(),
-                Bytes::new(),
-            );
-            let r = self.instance.request(addr, cmd).await?;
+            let r = self
+                .instance
+                .ask(addr, RequestCode::QueryMessage, h.to_ext(), Bytes::new())
+                .await?;
             match ResponseCode::from_i32(r.code) {
                 Some(ResponseCode::Success) => out.extend(decode_all(r.body, name, addr)?),
                 Some(ResponseCode::QueryNotFound) => {}

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use catmq_protocol::headers::{
     QueryTimerMessageRequestHeader, RecallHandle, RecallMessageRequestHeader,
 };
-use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
+use catmq_protocol::{RequestCode, ResponseCode};
 use serde::Deserialize;
 
 use super::Admin;
@@ -107,12 +107,15 @@ impl Admin {
             msg_id: msg_id.to_owned(),
         };
         for (name, addr) in &route.brokers {
-            let cmd = RemotingCommand::request(
-                RequestCode::CatmqQueryTimerMessage.as_i32(),
-                h.to_ext(),
-                Bytes::new(),
-            );
-            let r = self.instance.request(addr, cmd).await?;
+            let r = self
+                .instance
+                .ask(
+                    addr,
+                    RequestCode::CatmqQueryTimerMessage,
+                    h.to_ext(),
+                    Bytes::new(),
+                )
+                .await?;
             match ResponseCode::from_i32(r.code) {
                 Some(ResponseCode::Success) => {
                     let mut m: ScheduledMessage = serde_json::from_slice(&r.body)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use catmq_protocol::headers::{
     OffsetResponseHeader, QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
 };
-use catmq_protocol::{RemotingCommand, RequestCode, ResponseCode};
+use catmq_protocol::{RequestCode, ResponseCode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClientError, Result};
@@ -117,12 +117,15 @@ impl OffsetStore {
             queue_id: mq.queue_id,
             set_zero_if_not_found: Some(false),
         };
-        let cmd = RemotingCommand::request(
-            RequestCode::QueryConsumerOffset.as_i32(),
-            h.to_ext(),
-            Bytes::new(),
-        );
-        let r = self.instance.request(&addr, cmd).await?;
+        let r = self
+            .instance
+            .ask(
+                &addr,
+                RequestCode::QueryConsumerOffset,
+                h.to_ext(),
+                Bytes::new(),
+            )
+            .await?;
         match ResponseCode::from_i32(r.code) {
             Some(ResponseCode::Success) => {
                 let h = OffsetResponseHeader::from_ext(&r.ext)
