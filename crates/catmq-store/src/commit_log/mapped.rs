@@ -148,11 +148,7 @@ impl WriteMap {
 
 impl Drop for WriteMap {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
+        super::stop_helper(&self.shared.stop, &mut self.thread);
     }
 }
 

@@ -1,11 +1,15 @@
 //! The commit log: segmented, append-only files of stored-message records.
 //!
 //! Segment files live in `commitlog/` and are named by their base offset (20 digits). A segment
-//! covers `[base, base + segment_size)`; records never cross a segment, and a segment's data ends
-//! where its file ends. Physical offsets are absolute positions in this address space.
+//! covers `[base, base + segment_size)`; records never cross a segment. The active segment's file
+//! may run on past its records (a mapped segment is extended to full size, a sync-mode segment is
+//! zeroed ahead of the writer): zeros after the last record are its clean end, and a segment is cut
+//! back to its records when the next one starts. Physical offsets are absolute positions in this
+//! address space.
 
 mod mapped;
 mod scan;
+mod zero_ahead;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -18,6 +22,41 @@ use crate::{Result, StoreError};
 
 pub(crate) use mapped::WriteMap;
 pub(crate) use scan::scan;
+pub(crate) use zero_ahead::ZeroAhead;
+
+/// Stops a segment's helper thread: sets its `stop` flag, wakes it and waits for it to end.
+fn stop_helper(
+    stop: &std::sync::atomic::AtomicBool,
+    thread: &mut Option<std::thread::JoinHandle<()>>,
+) {
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(t) = thread.take() {
+        t.thread().unpark();
+        let _ = t.join();
+    }
+}
+
+/// How the writer puts records into the active segment.
+#[derive(Debug)]
+pub(crate) enum SegmentWriter {
+    /// `pwrite`, allocating as it goes.
+    Plain,
+    /// A copy into a shared mapping kept prefaulted ahead (async flush).
+    Mapped(WriteMap),
+    /// `pwrite` over space zeroed ahead (sync flush).
+    Zeroed(ZeroAhead),
+}
+
+impl SegmentWriter {
+    /// Writes `data` at offset `off` of `seg`, the segment this writer was opened for.
+    pub(crate) fn write(&mut self, seg: &Segment, off: u64, data: &[u8]) -> Result<()> {
+        match self {
+            Self::Plain => seg.file.write_at(data, off),
+            Self::Mapped(m) => m.write(off, data),
+            Self::Zeroed(z) => z.write(off, data),
+        }
+    }
+}
 
 /// One segment file.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use catmq_common::record::{restamp, MAGIC_PENDING_BATCH, MAGIC_POS};
 use catmq_common::{properties, tags, NewMessage, StoreStamp};
 
-use super::{open_map, Inner, Writer};
+use super::{open_writer, Inner, Writer};
 use crate::api::{AppendResult, Appended};
 use crate::config::FlushMode;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
@@ -219,7 +219,7 @@ fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<()> {
     let next = w.active.base + seg_size;
     w.active = inner.log.create_segment(next)?;
     w.pos = next;
-    w.map = open_map(&inner.cfg, &w.active, next)?;
+    w.out = open_writer(&inner.cfg, &w.active, next)?;
     Ok(())
 }
 

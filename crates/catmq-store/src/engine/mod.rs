@@ -22,7 +22,7 @@ use crate::api::{
     AppendResult, ArrivalListener, Boundary, MessageStore, QueueInfo, ReadRequest, ReadResult,
     RetentionReport, StoreStats,
 };
-use crate::commit_log::{CommitLog, Segment, WriteMap};
+use crate::commit_log::{CommitLog, Segment, SegmentWriter, WriteMap, ZeroAhead};
 use crate::config::{FlushMode, StoreConfig};
 use crate::consume_queue::QueueTable;
 use crate::flush::{FlushState, FlushWaiter};
@@ -35,8 +35,8 @@ pub use recovery::RecoveryReport;
 #[derive(Debug)]
 struct Writer {
     active: Arc<Segment>,
-    /// Write mapping of the active segment (`None`: write with `pwrite`).
-    map: Option<WriteMap>,
+    /// How records go into the active segment.
+    out: SegmentWriter,
     /// Absolute position of the next record.
     pos: u64,
 }
@@ -44,28 +44,26 @@ struct Writer {
 impl Writer {
     /// Writes `data` at absolute position `pos` of the active segment.
     fn write_at(&mut self, data: &[u8], pos: u64) -> Result<()> {
-        let off = pos - self.active.base;
-        match &mut self.map {
-            Some(m) => m.write(off, data),
-            None => self.active.file.write_at(data, off),
-        }
+        self.out.write(&self.active, pos - self.active.base, data)
     }
 
     /// Unmaps the active segment and cuts its file to the data written.
     fn seal_active(&mut self, log: &CommitLog) -> Result<()> {
-        self.map = None;
+        self.out = SegmentWriter::Plain;
         log.seal(&self.active, self.pos - self.active.base)
     }
 }
 
-/// The write mapping for the active segment `seg` with the writer at `pos`: async flush only.
-/// Sync flush writes with `pwrite`: every fsync would also write back the pages prefaulted
-/// ahead of the writer, and the copy would fault on each of them again.
-fn open_map(cfg: &StoreConfig, seg: &Segment, pos: u64) -> Result<Option<WriteMap>> {
-    match cfg.flush {
-        FlushMode::Async { .. } => WriteMap::open(seg, cfg.segment_size, pos - seg.base),
-        FlushMode::Sync => Ok(None),
-    }
+/// How to write the active segment `seg` with the writer at `pos`: through a mapping with async
+/// flush, over space zeroed ahead with sync flush (a mapping would make every fsync also write
+/// back the pages prefaulted ahead, and the copy would fault on each of them again).
+fn open_writer(cfg: &StoreConfig, seg: &Arc<Segment>, pos: u64) -> Result<SegmentWriter> {
+    let off = pos - seg.base;
+    Ok(match cfg.flush {
+        FlushMode::Async { .. } => WriteMap::open(seg, cfg.segment_size, off)?
+            .map_or(SegmentWriter::Plain, SegmentWriter::Mapped),
+        FlushMode::Sync => SegmentWriter::Zeroed(ZeroAhead::start(seg, cfg.segment_size, off)?),
+    })
 }
 
 /// Wakes background threads for shutdown.

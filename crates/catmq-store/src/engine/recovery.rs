@@ -169,7 +169,7 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
         queues,
         index: IndexFeed::new(index),
         writer: Mutex::new(Writer {
-            map: super::open_map(&cfg, &active, end)?,
+            out: super::open_writer(&cfg, &active, end)?,
             active,
             pos: end,
         }),
