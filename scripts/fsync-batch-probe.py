@@ -8,25 +8,23 @@ fsync (and no CPU cost) would reach, relative to one append per fsync.
 
 Usage: scripts/fsync-batch-probe.py [directory]   (default: the current directory)
 """
+import importlib.util
 import os
 import statistics
 import sys
-import time
 
-REC = b"x" * 1190
+# The timing loop is the "grow" mode of fsync-prewritten-probe.py, beside this file.
+_SPEC = importlib.util.spec_from_file_location(
+    "fsync_prewritten_probe", os.path.join(os.path.dirname(__file__), "fsync-prewritten-probe.py")
+)
+PREWRITTEN = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(PREWRITTEN)
+REC = PREWRITTEN.REC
 
 
 def rate(path, batch, n=2000):
-    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_RDWR)
-    try:
-        t = time.perf_counter()
-        for _ in range(n):
-            os.write(fd, REC * batch)
-            os.fdatasync(fd)
-        return n / (time.perf_counter() - t)
-    finally:
-        os.close(fd)
-        os.unlink(path)
+    """fdatasyncs per second appending `batch` records per fsync to a growing file."""
+    return PREWRITTEN.rate(path, batch, "grow", n)
 
 
 def main():

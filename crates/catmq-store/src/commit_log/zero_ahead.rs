@@ -89,27 +89,22 @@ impl ZeroAhead {
     pub(crate) fn write(&self, off: u64, data: &[u8]) -> Result<()> {
         let s = &self.shared;
         let end = off + data.len() as u64;
-        if end <= s.zeroed.load(Ordering::Acquire) {
-            s.seg.file.write_at(data, off)?;
-            self.moved(end);
-            return Ok(());
-        }
-        // Ahead of the zeroing (it is behind, stopped or done): wait out a chunk being zeroed,
-        // write, and move the writer's mark before the thread may look again.
-        let _gate = s.gate.lock().map_err(|_| StoreError::Closed)?;
+        // Ahead of the zeroing (it is behind, stopped or done): wait out a chunk being zeroed and
+        // move the writer's mark before the thread may look again.
+        let ahead = end > s.zeroed.load(Ordering::Acquire);
+        let gate = if ahead {
+            Some(s.gate.lock().map_err(|_| StoreError::Closed)?)
+        } else {
+            None
+        };
         s.seg.file.write_at(data, off)?;
-        s.written.fetch_max(end, Ordering::AcqRel);
-        drop(_gate);
-        self.wake();
-        Ok(())
-    }
-
-    fn moved(&self, end: u64) {
-        // A batch's second write (its first record's magic) lies below the first's end.
-        let before = self.shared.written.fetch_max(end, Ordering::AcqRel);
-        if before / CHUNK < end / CHUNK {
+        // Only forward: a batch's second write (its first record's magic) lies below its end.
+        let before = s.written.fetch_max(end, Ordering::AcqRel);
+        drop(gate);
+        if ahead || before / CHUNK < end / CHUNK {
             self.wake();
         }
+        Ok(())
     }
 
     fn wake(&self) {
