@@ -21,6 +21,8 @@ static int fd;
 static long chunk;
 static _Atomic long claimed = 0, syncs = 0;
 static double end;
+/* What every thread writes: filled once in main, before the threads start. */
+static char payload[1 << 20];
 
 static double now(void) {
   struct timespec t;
@@ -30,12 +32,10 @@ static double now(void) {
 
 static void *run(void *arg) {
   (void)arg;
-  static char buf[1 << 20];
-  memset(buf, 'x', sizeof buf);
   while (now() < end) {
     long at = atomic_fetch_add(&claimed, chunk);
     if (at + chunk > SIZE) break;
-    if (pwrite(fd, buf, chunk, at) != chunk || fdatasync(fd) != 0) {
+    if (pwrite(fd, payload, chunk, at) != chunk || fdatasync(fd) != 0) {
       perror("pwrite/fdatasync");
       exit(1);
     }
@@ -68,7 +68,11 @@ int main(int argc, char **argv) {
       perror("zeroing");
       return 1;
     }
-  fsync(fd);
+  if (fsync(fd) != 0) {
+    perror("fsync");
+    return 1;
+  }
+  memset(payload, 'x', sizeof payload);
   double start = now();
   end = start + 3;
   pthread_t th[64];

@@ -197,7 +197,7 @@ fn release_behind(s: &Shared, mut released: usize, written: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit_log::CommitLog;
+    use crate::commit_log::test_segment;
 
     /// Resident kilobytes of the mapping that starts at `addr`, from `/proc/self/smaps`.
     fn resident_kb(addr: usize) -> Option<u64> {
@@ -212,10 +212,8 @@ mod tests {
 
     #[test]
     fn the_mapping_stays_small_while_the_writer_moves_through_the_segment() {
-        let dir = tempfile::tempdir().unwrap();
         let size = 96u64 << 20;
-        let log = CommitLog::open(dir.path(), size).unwrap();
-        let seg = log.create_segment(0).unwrap();
+        let (_dir, seg) = test_segment(size);
         let mut map = WriteMap::open(&seg, size, 0).unwrap().unwrap();
         let addr = map.shared.map.as_ptr() as usize;
         let chunk = vec![7u8; 64 << 10];

@@ -273,3 +273,13 @@ pub(crate) fn check_record(buf: &[u8], pos: u64) -> Result<RecordView<'_>, Strin
     }
     Ok(view)
 }
+
+/// A fresh segment of `size` bytes at position 0 in a temporary directory (kept alive by the
+/// returned guard), for the segment writers' tests.
+#[cfg(test)]
+pub(crate) fn test_segment(size: u64) -> (tempfile::TempDir, Arc<Segment>) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = CommitLog::open(dir.path(), size).unwrap();
+    let seg = log.create_segment(0).unwrap();
+    (dir, seg)
+}

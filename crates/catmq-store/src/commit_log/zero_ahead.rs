@@ -185,14 +185,12 @@ fn write_back(s: &Shared, from: u64, to: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit_log::CommitLog;
+    use crate::commit_log::test_segment;
 
     #[test]
     fn zeroing_starts_after_everything_the_writer_wrote() {
-        let dir = tempfile::tempdir().unwrap();
         let size = 4u64 << 20;
-        let log = CommitLog::open(dir.path(), size).unwrap();
-        let seg = log.create_segment(0).unwrap();
+        let (_dir, seg) = test_segment(size);
         let z = ZeroAhead::idle(&seg, size, 100);
         let rec = vec![9u8; 1190];
         // Ahead of the zeroing: a batch's records, then its first magic again, lower down.
@@ -215,10 +213,8 @@ mod tests {
 
     #[test]
     fn the_writer_and_the_zeroing_never_overwrite_each_other() {
-        let dir = tempfile::tempdir().unwrap();
         let size = 24u64 << 20;
-        let log = CommitLog::open(dir.path(), size).unwrap();
-        let seg = log.create_segment(0).unwrap();
+        let (_dir, seg) = test_segment(size);
         let z = ZeroAhead::start(&seg, size, 0).unwrap();
         let rec: Vec<u8> = (0..1190u32).map(|i| (i % 251 + 1) as u8).collect();
         let mut off = 0u64;
