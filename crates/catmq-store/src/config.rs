@@ -97,6 +97,10 @@ pub struct StoreConfig {
     pub checkpoint_bytes: u64,
     /// Segment deletion.
     pub retention: RetentionConfig,
+    /// With sync flush, keep one segment that retention deletes as a spare and reuse its file
+    /// for the next new segment (default on). Writing over blocks the file already has spares
+    /// each fsync the file system's allocation records and the zeroing ahead of the writer.
+    pub recycle_segments: bool,
     /// Address written as the store host of each record.
     pub store_host: SocketAddr,
     /// Source of store timestamps.
@@ -119,6 +123,7 @@ impl StoreConfig {
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_bytes: 256 << 20,
             retention: RetentionConfig::default(),
+            recycle_segments: true,
             store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
             clock: Clock::system(),
         }

@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -23,6 +25,14 @@ use rand::Rng;
 const ROUNDS: usize = 8;
 const BODY_SIZE: usize = 200;
 const SEGMENT_SIZE: u64 = 1 << 20;
+
+/// How the benchmark runs: its flush mode, and whether it keeps deleting every sealed segment
+/// (`--recycle`), so that with sync flush each new segment is a deleted one's file.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    flush: &'static str,
+    recycle: bool,
+}
 
 /// One acknowledged message.
 #[derive(Debug, Clone)]
@@ -51,13 +61,13 @@ fn expected_body(key: &str) -> Vec<u8> {
 
 /// Runs the benchmark until `target` acks were received, kills it, and returns every ack it
 /// printed (the ones read after the kill included).
-fn run_and_kill(dir: &Path, flush: &str, batch: u32, target: usize, stderr_log: &Path) -> Vec<Ack> {
+fn run_and_kill(dir: &Path, mode: Mode, batch: u32, target: usize, stderr_log: &Path) -> Vec<Ack> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_catmq"))
         .args(["bench", "store", "--dir"])
         .arg(dir)
         .args([
             "--flush",
-            flush,
+            mode.flush,
             "--appenders",
             "4",
             "--batch",
@@ -72,6 +82,7 @@ fn run_and_kill(dir: &Path, flush: &str, batch: u32, target: usize, stderr_log: 
             "60",
         ])
         .args(["--segment-size", &SEGMENT_SIZE.to_string(), "--print-acks"])
+        .args(mode.recycle.then_some("--recycle"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(File::create(stderr_log).unwrap())
@@ -136,9 +147,25 @@ fn read_one(store: &FileStore, topic: &str, queue_id: i32, offset: u64) -> catmq
     store.read(&req).unwrap()
 }
 
-/// Every acknowledged message is at its offset with its uniq key and body.
-fn check_acks(store: &FileStore, acks: &[Ack]) {
+/// Every acknowledged message is at its offset with its uniq key and body, unless retention
+/// deleted it (its offset is below its queue's min offset). Returns how many were checked.
+fn check_acks(store: &FileStore, acks: &[Ack]) -> usize {
+    let mins: HashMap<(String, i32), u64> = store
+        .queues()
+        .into_iter()
+        .map(|q| ((q.topic, q.queue_id), q.min_offset))
+        .collect();
+    let mut checked = 0;
     for a in acks {
+        if a.offset
+            < mins
+                .get(&(a.topic.clone(), a.queue_id))
+                .copied()
+                .unwrap_or(0)
+        {
+            continue;
+        }
+        checked += 1;
         let r = read_one(store, &a.topic, a.queue_id, a.offset);
         assert_eq!(
             r.status,
@@ -163,6 +190,7 @@ fn check_acks(store: &FileStore, acks: &[Ack]) {
             "{a:?}: body bytes differ"
         );
     }
+    checked
 }
 
 /// Every queue reads from min to max with contiguous offsets; returns the messages read.
@@ -206,19 +234,32 @@ fn check_queues_contiguous(store: &FileStore) -> u64 {
     total
 }
 
-/// Runs `ROUNDS` kill-and-recover rounds on one directory; `flush` is the benchmark's mode,
-/// and every other reopen uses the other mode, so each recovers what the other left.
-fn crash_rounds(flush: &str, targets: std::ops::RangeInclusive<usize>) {
+/// Whether the active segment is a recycled file: bytes that are not zeros after the log's end.
+fn recycled_tail(dir: &Path, log_end: u64) -> bool {
+    let base = log_end - log_end % SEGMENT_SIZE;
+    let path = dir.join("commitlog").join(format!("{base:020}"));
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let mut b = [0u8; 64];
+    let n = f.read_at(&mut b, log_end - base).unwrap_or(0);
+    b[..n].iter().any(|x| *x != 0)
+}
+
+/// Runs `ROUNDS` kill-and-recover rounds on one directory in `mode`; every other reopen uses the
+/// other flush mode, so each recovers what the other left.
+fn crash_rounds(mode: Mode, targets: std::ops::RangeInclusive<usize>) {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let stderr_log = tmp.path().join("catmq.stderr");
     let mut rng = rand::thread_rng();
     let mut all: Vec<Ack> = Vec::new();
+    let mut recycled_rounds = 0;
     for round in 0..ROUNDS {
         let batch = if round % 2 == 0 { 1 } else { 3 };
         let target = rng.gen_range(targets.clone());
-        let acks = run_and_kill(&dir, flush, batch, target, &stderr_log);
+        let acks = run_and_kill(&dir, mode, batch, target, &stderr_log);
         let received = acks.len();
         all.extend(acks);
 
@@ -236,34 +277,67 @@ fn crash_rounds(flush: &str, targets: std::ops::RangeInclusive<usize>) {
             "round {round}: corrupt ranges after a crash: {report:?}"
         );
         assert_eq!(report.log_end, store.stats().log_end, "round {round}");
-        check_acks(&store, &all);
+        let recycled = recycled_tail(&dir, report.log_end);
+        recycled_rounds += usize::from(recycled);
+        let checked = check_acks(&store, &all);
         let stored = check_queues_contiguous(&store);
         assert!(
-            stored >= all.len() as u64,
-            "round {round}: {stored} stored < {} acked",
-            all.len()
+            stored >= checked as u64,
+            "round {round}: {stored} stored < {checked} acked and kept",
         );
+        if !mode.recycle {
+            assert_eq!(checked, all.len(), "round {round}: nothing is deleted");
+        }
         store.close().unwrap();
         println!(
-            "round {round}: {flush}, batch {batch}, killed after {target} acks, {received} acks printed, \
-             {} acks checked, {stored} messages stored, {} records replayed, truncated at {:?}",
+            "round {round}: {mode:?}, batch {batch}, killed after {target} acks, {received} acks printed, \
+             {checked} of {} acks checked (the rest deleted by retention), {stored} messages stored, \
+             {} records replayed, truncated at {:?}, recycled active segment: {recycled}",
             all.len(),
             report.records_replayed,
             report.truncated_at
         );
     }
-    println!("{ROUNDS} {flush} rounds in {:?}", started.elapsed());
+    if mode.recycle {
+        assert!(recycled_rounds > 0, "no round ended in a recycled segment");
+    }
+    println!("{ROUNDS} {mode:?} rounds in {:?}", started.elapsed());
 }
 
 #[test]
 fn acknowledged_sync_appends_survive_sigkill() {
-    crash_rounds("sync", 50..=3000);
+    crash_rounds(
+        Mode {
+            flush: "sync",
+            recycle: false,
+        },
+        50..=3000,
+    );
+}
+
+#[test]
+fn acknowledged_sync_appends_survive_sigkill_in_recycled_segments() {
+    // Retention deletes every sealed segment (1 MiB each) and new segments reuse their files,
+    // so most kills land in a file that still holds older records after the new ones.
+    crash_rounds(
+        Mode {
+            flush: "sync",
+            recycle: true,
+        },
+        4000..=12_000,
+    );
 }
 
 #[test]
 fn acknowledged_async_appends_survive_sigkill() {
     // Async appends are fast: kill later, so segments roll (1 MiB each) and get mapped anew.
-    crash_rounds("async", 1000..=60_000);
+    crash_rounds(
+        Mode {
+            flush: "async",
+            recycle: false,
+        },
+        1000..=60_000,
+    );
 }
 
 #[test]

@@ -6,13 +6,18 @@
 //! zeroed ahead of the writer): zeros after the last record are its clean end, and a segment is cut
 //! back to its records when the next one starts. Physical offsets are absolute positions in this
 //! address space.
+//!
+//! With recycling on (sync flush), the file of a segment that retention deletes is kept as
+//! `commitlog/spare` and renamed to the next new segment, so the writer writes over blocks the file
+//! already has. Its old records after the new ones never pass as records: each names its own
+//! position as its physical offset, and theirs name an older one.
 
 mod mapped;
 mod scan;
 mod zero_ahead;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use catmq_common::record::{RecordView, MAGIC_PENDING_BATCH};
@@ -72,11 +77,19 @@ pub(crate) struct CommitLog {
     dir: PathBuf,
     segment_size: u64,
     segments: RwLock<Vec<Arc<Segment>>>,
+    /// Whether a deleted segment's file is kept for the next new segment.
+    recycle: bool,
+    /// The kept file, if any.
+    spare: Mutex<Option<PathBuf>>,
 }
 
+/// File name of the kept (spare) segment file.
+const SPARE: &str = "spare";
+
 impl CommitLog {
-    /// Opens the segments under `dir`, creating the first one if there is none.
-    pub(crate) fn open(dir: &Path, segment_size: u64) -> Result<Self> {
+    /// Opens the segments under `dir`, creating the first one if there is none. With `recycle`,
+    /// deleted segments' files are reused (see the module documentation).
+    pub(crate) fn open(dir: &Path, segment_size: u64, recycle: bool) -> Result<Self> {
         fsutil::create_dir(dir)?;
         let mut segments = Vec::new();
         for (base, path) in fsutil::list_offset_files(dir, None)? {
@@ -92,10 +105,21 @@ impl CommitLog {
                 file: DataFile::open_rw(&path)?,
             }));
         }
+        let spare = dir.join(SPARE);
+        let spare = if !spare.exists() {
+            None
+        } else if recycle {
+            Some(spare)
+        } else {
+            fsutil::remove_file(&spare)?;
+            None
+        };
         let log = Self {
             dir: dir.to_path_buf(),
             segment_size,
             segments: RwLock::new(segments),
+            recycle,
+            spare: Mutex::new(spare),
         };
         if log.segments_snapshot().is_empty() {
             log.create_segment(0)?;
@@ -137,9 +161,18 @@ impl CommitLog {
             .unwrap_or(0)
     }
 
-    /// Creates the segment starting at `base` and makes its directory entry durable.
+    /// Creates the segment starting at `base` (from the spare file if there is one) and makes its
+    /// directory entry durable.
     pub(crate) fn create_segment(&self, base: u64) -> Result<Arc<Segment>> {
         let path = self.dir.join(fsutil::offset_name(base));
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        tracing::debug!(base, recycled = spare.is_some(), "new commit-log segment");
+        if let Some(spare) = spare {
+            if let Err(e) = std::fs::rename(&spare, &path) {
+                tracing::warn!(error = %e, spare = %spare.display(), "reusing the spare segment file failed; starting a new file");
+                fsutil::remove_file(&spare)?;
+            }
+        }
         let seg = Arc::new(Segment {
             base,
             file: DataFile::open_rw(&path)?,
@@ -221,8 +254,10 @@ impl CommitLog {
         Ok(())
     }
 
-    /// Deletes the oldest segment, unless it is the only one. Returns its base and end.
-    pub(crate) fn remove_oldest(&self) -> Result<Option<(u64, u64)>> {
+    /// Deletes the oldest segment, unless it is the only one. Returns its base and end. With
+    /// `free_space` (retention for disk use) no file is kept as the spare, and a kept spare is
+    /// deleted too.
+    pub(crate) fn remove_oldest(&self, free_space: bool) -> Result<Option<(u64, u64)>> {
         let removed = {
             let mut segs = self.segments.write().map_err(|_| StoreError::Closed)?;
             if segs.len() < 2 {
@@ -230,9 +265,42 @@ impl CommitLog {
             }
             segs.remove(0)
         };
-        fsutil::remove_file(&removed.file.path)?;
+        let range = (removed.base, removed.base + self.segment_size);
+        if free_space {
+            let spare = self.spare.lock().map_err(|_| StoreError::Closed)?.take();
+            for path in spare.iter().chain([&removed.file.path]) {
+                fsutil::remove_file(path)?;
+            }
+        } else if let Some(seg) = self.keep_as_spare(removed)? {
+            fsutil::remove_file(&seg.file.path)?;
+        }
         fsutil::sync_dir(&self.dir)?;
-        Ok(Some((removed.base, removed.base + self.segment_size)))
+        Ok(Some(range))
+    }
+
+    /// Keeps a deleted segment's file as the spare when recycling is on, no spare is kept yet and
+    /// nothing else holds the segment (a reader that still holds it reads it after the delete).
+    /// Returns the segment when its file is not kept.
+    fn keep_as_spare(&self, seg: Arc<Segment>) -> Result<Option<Arc<Segment>>> {
+        if !self.recycle {
+            return Ok(Some(seg));
+        }
+        let mut spare = self.spare.lock().map_err(|_| StoreError::Closed)?;
+        if spare.is_some() {
+            return Ok(Some(seg));
+        }
+        let seg = match Arc::try_unwrap(seg) {
+            Ok(seg) => seg,
+            Err(held) => {
+                tracing::debug!(base = held.base, "a deleted segment still read is not kept");
+                return Ok(Some(held));
+            }
+        };
+        let (from, to) = (seg.file.path.clone(), self.dir.join(SPARE));
+        drop(seg);
+        std::fs::rename(&from, &to).map_err(|e| StoreError::io("rename", &from, e))?;
+        *spare = Some(to);
+        Ok(None)
     }
 
     /// Removes the segments after the one holding `pos` and truncates that one at `pos`.
@@ -259,16 +327,17 @@ pub(crate) fn check_record(buf: &[u8], pos: u64) -> Result<RecordView<'_>, Strin
         return Err("first record of an unfinished batch".into());
     }
     let view = RecordView::parse(buf).map_err(|e| e.to_string())?;
-    if !view.crc_ok() {
-        return Err(format!(
-            "body CRC mismatch (stored {:#x})",
-            view.stored_crc()
-        ));
-    }
+    // The position first: it is cheap, and it turns away a recycled file's old records.
     if u64::try_from(view.physical_offset()).ok() != Some(pos) {
         return Err(format!(
             "record says it is at {}, found at {pos}",
             view.physical_offset()
+        ));
+    }
+    if !view.crc_ok() {
+        return Err(format!(
+            "body CRC mismatch (stored {:#x})",
+            view.stored_crc()
         ));
     }
     Ok(view)
@@ -279,7 +348,86 @@ pub(crate) fn check_record(buf: &[u8], pos: u64) -> Result<RecordView<'_>, Strin
 #[cfg(test)]
 pub(crate) fn test_segment(size: u64) -> (tempfile::TempDir, Arc<Segment>) {
     let dir = tempfile::tempdir().unwrap();
-    let log = CommitLog::open(dir.path(), size).unwrap();
+    let log = CommitLog::open(dir.path(), size, false).unwrap();
     let seg = log.create_segment(0).unwrap();
     (dir, seg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZE: u64 = 64 << 10;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_deleted_segment_becomes_the_next_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), SIZE, true).unwrap();
+        log.last().unwrap().file.write_at(&[7u8; 5000], 0).unwrap();
+        log.create_segment(SIZE).unwrap();
+        assert_eq!(log.remove_oldest(false).unwrap(), Some((0, SIZE)));
+        assert_eq!(
+            names(dir.path()),
+            [fsutil::offset_name(SIZE), SPARE.to_string()]
+        );
+        // The spare survives a reopen, and the next segment is made from it, old bytes and all.
+        drop(log);
+        let log = CommitLog::open(dir.path(), SIZE, true).unwrap();
+        let seg = log.create_segment(2 * SIZE).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [fsutil::offset_name(SIZE), fsutil::offset_name(2 * SIZE)]
+        );
+        assert_eq!(seg.file.len().unwrap(), 5000);
+        // Only one spare is kept; without recycling a spare left behind is deleted on open.
+        log.create_segment(3 * SIZE).unwrap();
+        log.remove_oldest(false).unwrap();
+        log.remove_oldest(false).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [fsutil::offset_name(3 * SIZE), SPARE.to_string()]
+        );
+        drop(log);
+        CommitLog::open(dir.path(), SIZE, false).unwrap();
+        assert_eq!(names(dir.path()), [fsutil::offset_name(3 * SIZE)]);
+    }
+
+    #[test]
+    fn deleting_for_disk_space_keeps_no_spare() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), SIZE, true).unwrap();
+        for base in 1..4 {
+            log.create_segment(base * SIZE).unwrap();
+        }
+        log.remove_oldest(false).unwrap();
+        assert!(dir.path().join(SPARE).exists());
+        log.remove_oldest(true).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [fsutil::offset_name(2 * SIZE), fsutil::offset_name(3 * SIZE)]
+        );
+    }
+
+    #[test]
+    fn a_segment_a_reader_still_holds_is_deleted_not_recycled() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), SIZE, true).unwrap();
+        log.create_segment(SIZE).unwrap();
+        let held = log.segment_for(0).unwrap();
+        log.remove_oldest(false).unwrap();
+        assert_eq!(names(dir.path()), [fsutil::offset_name(SIZE)]);
+        // The reader can still read what it holds.
+        held.file.write_at(b"x", 0).unwrap();
+        let seg = log.create_segment(2 * SIZE).unwrap();
+        assert_eq!(seg.file.len().unwrap(), 0);
+    }
 }

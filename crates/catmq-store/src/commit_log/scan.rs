@@ -6,6 +6,11 @@
 //! record in the same segment (or by a later segment) are mid-log corruption: reported with
 //! their position and skipped, never served. Bad bytes with nothing valid after them are a torn
 //! tail: the log is truncated there.
+//!
+//! A recycled segment file (see the module above) holds the records of an older segment after
+//! the new ones. Such a record is whole and checks out, but names a position before the
+//! segment's base: the first one found after the new records marks where they end, so the scan
+//! stops there instead of searching the rest of the file.
 
 use catmq_common::record::{
     peek_header, RecordView, MAGIC_PENDING_BATCH, MAGIC_V1, MAGIC_V2, MIN_RECORD,
@@ -39,7 +44,7 @@ struct Window<'a> {
 
 /// Where a file's data ends: the end of its last data region (holes and never-written
 /// preallocated space after it read as zeros). The file length where the file system cannot say.
-fn data_end(seg: &Segment) -> Result<u64> {
+pub(super) fn data_end(seg: &Segment) -> Result<u64> {
     use rustix::fs::{seek, SeekFrom};
     let len = seg.file.len()?;
     let (mut end, mut off) = (0u64, 0u64);
@@ -101,47 +106,85 @@ impl<'a> Window<'a> {
         Ok(&self.buf[off.min(self.buf.len())..off.min(self.buf.len()) + have.min(need)])
     }
 
-    /// Checks for a valid record at `pos` (relative to the segment).
-    fn valid_at(&mut self, pos: u64, max_size: u64) -> Result<Option<usize>> {
+    /// The bytes from `pos` to the end of what is buffered, or a fresh chunk from `pos`.
+    fn rest_from(&mut self, pos: u64) -> Result<&[u8]> {
+        let end = self.start + self.buf.len() as u64;
+        let need = if pos >= self.start && pos + 8 <= end {
+            usize::try_from(end - pos).unwrap_or(CHUNK)
+        } else {
+            CHUNK
+        };
+        self.get(pos, need)
+    }
+
+    /// What the bytes at `pos` (relative to the segment) hold.
+    fn probe(&mut self, pos: u64, max_size: u64) -> Result<At> {
         let base = self.seg.base;
         let head = self.get(pos, 8)?;
         let Some((size, magic)) = peek_header(head) else {
-            return Ok(None);
+            return Ok(At::Nothing);
         };
         if magic != MAGIC_V1 && magic != MAGIC_V2 {
-            return Ok(None);
+            return Ok(At::Nothing);
         }
         let Ok(size) = usize::try_from(size) else {
-            return Ok(None);
+            return Ok(At::Nothing);
         };
         if size < MIN_RECORD || size as u64 > max_size.min(self.len - pos) {
-            return Ok(None);
+            return Ok(At::Nothing);
         }
         let bytes = self.get(pos, size)?;
-        Ok(check_record(bytes, base + pos).ok().map(|_| size))
+        if check_record(bytes, base + pos).is_ok() {
+            return Ok(At::Record(size));
+        }
+        let stale = RecordView::parse(bytes).is_ok_and(|v| {
+            v.crc_ok() && u64::try_from(v.physical_offset()).is_ok_and(|p| p < base)
+        });
+        Ok(if stale { At::Stale } else { At::Nothing })
     }
 
-    /// The next position after `from` holding a valid record, if any.
-    fn resync(&mut self, from: u64, max_size: u64) -> Result<Option<u64>> {
+    /// The next position after `from` that holds a record or an older segment's record.
+    fn resync(&mut self, from: u64, max_size: u64) -> Result<Option<(u64, At)>> {
         let mut pos = from + 1;
         while pos + 8 <= self.len {
-            let chunk_end = (pos + CHUNK as u64).min(self.len);
-            let hay = self
-                .get(pos, usize::try_from(chunk_end - pos).unwrap_or(CHUNK))?
-                .to_vec();
-            for (i, w) in hay.windows(4).enumerate() {
-                let m = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
-                if (m == MAGIC_V1 || m == MAGIC_V2) && pos + i as u64 >= from + 5 {
-                    let cand = pos + i as u64 - 4;
-                    if self.valid_at(cand, max_size)?.is_some() {
-                        return Ok(Some(cand));
-                    }
-                }
+            let hay = self.rest_from(pos)?;
+            if hay.len() < 8 {
+                break;
             }
-            pos = chunk_end.saturating_sub(3).max(pos + 1);
+            let (span, hit) = (hay.len() - 7, magic_in(hay));
+            let Some(i) = hit else {
+                pos += span as u64;
+                continue;
+            };
+            let cand = pos + i as u64;
+            match self.probe(cand, max_size)? {
+                At::Nothing => pos = cand + 1,
+                found => return Ok(Some((cand, found))),
+            }
         }
         Ok(None)
     }
+}
+
+/// What a position in a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// A valid record of this many bytes.
+    Record(usize),
+    /// A whole record of an older segment, left in a recycled file: the new records end before it.
+    Stale,
+    /// Neither.
+    Nothing,
+}
+
+/// The first `i` such that `hay[i + 4..i + 8]` is a record magic (`i + 8 <= hay.len()`).
+fn magic_in(hay: &[u8]) -> Option<usize> {
+    let prefix = &MAGIC_V1.to_be_bytes()[..3];
+    debug_assert_eq!(prefix, &MAGIC_V2.to_be_bytes()[..3]);
+    let body = hay.get(4..)?;
+    let last = [MAGIC_V1.to_be_bytes()[3], MAGIC_V2.to_be_bytes()[3]];
+    memchr::memmem::find_iter(body, prefix)
+        .find(|&i| body.get(i + 3).is_some_and(|b| last.contains(b)))
 }
 
 /// Scans from `from` to the end of the log, calling `on_record` for each valid record, and cuts
@@ -165,15 +208,23 @@ pub(crate) fn scan(
         let mut win = Window::new(seg)?;
         let mut pos = from.saturating_sub(seg.base);
         while pos < win.len {
-            if let Some(size) = win.valid_at(pos, max_size)? {
-                let bytes = win.get(pos, size)?;
-                if let Ok(view) = RecordView::parse(bytes) {
-                    on_record(seg.base + pos, view)?;
+            match win.probe(pos, max_size)? {
+                At::Record(size) => {
+                    let bytes = win.get(pos, size)?;
+                    if let Ok(view) = RecordView::parse(bytes) {
+                        on_record(seg.base + pos, view)?;
+                    }
+                    out.records += 1;
+                    pos += size as u64;
+                    out.end = seg.base + pos;
+                    continue;
                 }
-                out.records += 1;
-                pos += size as u64;
-                out.end = seg.base + pos;
-                continue;
+                At::Stale => {
+                    // A recycled file's older records: the new ones end here.
+                    out.end = seg.base + pos;
+                    break;
+                }
+                At::Nothing => {}
             }
             let pending =
                 win.get(pos, 8)?.get(4..8) == Some(&MAGIC_PENDING_BATCH.to_be_bytes()[..]);
@@ -188,20 +239,26 @@ pub(crate) fn scan(
                 win.resync(pos, max_size)?
             };
             match next {
-                Some(n) => {
+                Some((n, At::Record(_))) => {
                     tracing::error!(segment = %seg.file.path.display(), from = pos, to = n, "corrupt bytes in the commit log; skipped");
                     out.corrupt.push((seg.base + pos, seg.base + n));
                     pos = n;
                 }
-                None if has_next && !pending => {
+                _ if has_next && !pending => {
                     tracing::error!(segment = %seg.file.path.display(), from = pos, to = win.len, "corrupt end of a sealed segment; skipped");
                     out.corrupt.push((seg.base + pos, seg.base + win.len));
                     pos = win.len;
                 }
-                None => {
+                found => {
                     let at = seg.base + pos;
-                    tracing::warn!(segment = %seg.file.path.display(), pos, bytes = win.len - pos, "torn tail cut off");
-                    log.truncate_at(at)?;
+                    if let Some((n, _)) = found {
+                        // Older records follow: the writer writes over the torn bytes and them,
+                        // and the file keeps its blocks.
+                        tracing::warn!(segment = %seg.file.path.display(), pos, bytes = n - pos, "torn tail dropped (a recycled file's older records follow)");
+                    } else {
+                        tracing::warn!(segment = %seg.file.path.display(), pos, bytes = win.len - pos, "torn tail cut off");
+                        log.truncate_at(at)?;
+                    }
                     out.truncated_at = Some(at);
                     out.end = at;
                     return Ok(out);
@@ -213,4 +270,107 @@ pub(crate) fn scan(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use catmq_common::record::{NewMessage, StoreStamp};
+
+    use super::*;
+
+    const SIZE: u64 = 32 << 20;
+
+    /// A record that says it is at `phys`.
+    fn record(phys: u64) -> Vec<u8> {
+        let m = NewMessage {
+            topic: "T".into(),
+            queue_id: 0,
+            flag: 0,
+            body: Bytes::from_static(b"a body"),
+            properties: String::new(),
+            sys_flag: 0,
+            born_timestamp: 1,
+            born_host: ([127, 0, 0, 1], 1).into(),
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+        };
+        let stamp = StoreStamp {
+            queue_offset: 0,
+            physical_offset: phys as i64,
+            store_timestamp: 2,
+            store_host: ([127, 0, 0, 1], 2).into(),
+        };
+        let mut out = Vec::new();
+        m.encode(&stamp, &mut out).unwrap();
+        out
+    }
+
+    /// Writes a record at `pos` in `seg` that says it is at `says`; returns where it ends.
+    fn put(seg: &Segment, pos: u64, says: u64) -> u64 {
+        let r = record(says);
+        seg.file.write_at(&r, pos).unwrap();
+        pos + r.len() as u64
+    }
+
+    fn run(log: &CommitLog, from: u64) -> ScanOutcome {
+        scan(log, from, |_, _| Ok(())).unwrap()
+    }
+
+    #[test]
+    fn magic_is_found_at_any_offset_but_only_whole() {
+        let mut hay = vec![0u8; 64];
+        assert_eq!(magic_in(&hay), None);
+        hay[20..24].copy_from_slice(&MAGIC_V2.to_be_bytes());
+        assert_eq!(magic_in(&hay), Some(16));
+        hay[10..14].copy_from_slice(&[0xDA, 0xA3, 0x20, 0x00]);
+        hay[13..17].copy_from_slice(&MAGIC_V1.to_be_bytes());
+        assert_eq!(magic_in(&hay), Some(9));
+        assert_eq!(magic_in(&hay[..12]), None, "magic cut off by the end");
+        assert_eq!(magic_in(&hay[..3]), None);
+    }
+
+    #[test]
+    fn an_older_segments_record_ends_the_scan_of_a_recycled_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), SIZE, false).unwrap();
+        let seg = log.create_segment(SIZE).unwrap();
+        let mut end = 0;
+        for _ in 0..2 {
+            end = put(&seg, end, SIZE + end);
+        }
+        // Then a record of an older segment, then (never in a real file, but it shows the scan
+        // does not look further) a record that would pass at its position.
+        let stale_end = put(&seg, end, 4096);
+        put(&seg, stale_end + 100, SIZE + stale_end + 100);
+        let out = run(&log, SIZE);
+        assert_eq!((out.records, out.end), (2, SIZE + end));
+        assert_eq!((out.truncated_at, out.corrupt.len()), (None, 0));
+        // A torn record before the older one is cut off.
+        seg.file.write_at(&[9u8; 30], end).unwrap();
+        put(&seg, end + 30, 4096);
+        let out = run(&log, SIZE);
+        assert_eq!((out.records, out.end), (2, SIZE + end));
+        assert_eq!(out.truncated_at, Some(SIZE + end));
+        assert!(
+            seg.file.len().unwrap() > stale_end,
+            "the file keeps its blocks"
+        );
+    }
+
+    #[test]
+    fn a_record_whose_magic_spans_two_reads_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::open(dir.path(), SIZE, false).unwrap();
+        let seg = log.last().unwrap();
+        let first = put(&seg, 0, 0);
+        seg.file.write_at(&[9u8; 10], first).unwrap();
+        // The scan reads 8 MiB from the damage on; this record's magic starts 2 bytes before that
+        // read ends.
+        let cand = first + CHUNK as u64 - 6;
+        let after = put(&seg, cand, cand);
+        let out = run(&log, 0);
+        assert_eq!(out.corrupt, vec![(first, cand)]);
+        assert_eq!((out.records, out.end, out.truncated_at), (2, after, None));
+    }
 }

@@ -40,7 +40,8 @@ struct Shared {
     seg: Arc<Segment>,
     /// The segment's size: nothing is zeroed past it.
     limit: u64,
-    /// Offsets below this are zeroed (or written by the writer).
+    /// Offsets below this are allocated: zeroed, written by the writer, or left from a recycled
+    /// file.
     zeroed: AtomicU64,
     /// The writer's offset in the segment.
     written: AtomicU64,
@@ -57,9 +58,13 @@ pub(crate) struct ZeroAhead {
 }
 
 impl ZeroAhead {
-    /// Starts zeroing `seg` (of `size` bytes) ahead of a writer at offset `pos`.
+    /// Starts zeroing `seg` (of `size` bytes) ahead of a writer at offset `pos`. What the file
+    /// already holds past `pos` (a zeroed tail, a recycled file's old records) needs no zeroing.
     pub(crate) fn start(seg: &Arc<Segment>, size: u64, pos: u64) -> Result<Self> {
         let mut z = Self::idle(seg, size, pos);
+        z.shared
+            .zeroed
+            .fetch_max(super::scan::data_end(seg)?.min(size), Ordering::AcqRel);
         let t = Arc::clone(&z.shared);
         z.thread = Some(
             std::thread::Builder::new()

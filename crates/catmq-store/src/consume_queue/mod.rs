@@ -339,6 +339,11 @@ impl ConsumeQueue {
                 _ => hi = mid,
             }
         }
+        // Holes before the first entry the log still has stand for records lost with the
+        // deleted segments (recovery could not replay them): the queue starts after them.
+        if let Some((at, _)) = self.first_real_entry(lo, self.next_offset())? {
+            lo = at;
+        }
         self.min.store(lo, Ordering::Release);
         let mut st = self.lock()?;
         // The last file always stays: its name and length record the queue's next offset.
@@ -353,5 +358,32 @@ impl ConsumeQueue {
             fsutil::remove_file(&f.file.path)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_offset_moves_past_holes_left_by_deleted_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = ConsumeQueue::open(dir.path().to_path_buf(), "T".into(), 0, 4).unwrap();
+        let entry = |phys| CqEntry {
+            phys,
+            size: 10,
+            tag_code: 0,
+        };
+        // Offsets 0-2 before the log's start, 3-5 lost (holes), 6-7 in the log.
+        for (qoff, phys) in [(0, 0), (1, 10), (2, 20), (6, 100), (7, 110)] {
+            q.push(qoff, entry(phys), 0).unwrap();
+        }
+        q.apply_log_min(50).unwrap();
+        assert_eq!((q.min_offset(), q.next_offset()), (6, 8));
+        // Nothing moves while the first entry is still in the log.
+        q.apply_log_min(100).unwrap();
+        assert_eq!(q.min_offset(), 6);
+        q.apply_log_min(105).unwrap();
+        assert_eq!(q.min_offset(), 7);
     }
 }

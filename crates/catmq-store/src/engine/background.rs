@@ -175,7 +175,7 @@ pub(super) fn retention(inner: &Inner) -> Result<RetentionReport> {
             // Recovery replays the log from the checkpoint: never delete records it still needs.
             checkpoint(inner, false)?;
         }
-        let Some((base, _)) = inner.log.remove_oldest()? else {
+        let Some((base, _)) = inner.log.remove_oldest(over_disk)? else {
             break;
         };
         tracing::info!(

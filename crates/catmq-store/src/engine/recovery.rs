@@ -12,7 +12,7 @@ use super::append::{index_hashes, indexed_properties};
 use super::{Inner, Shutdown, Writer};
 use crate::checkpoint::Checkpoint;
 use crate::commit_log::{scan, CommitLog};
-use crate::config::StoreConfig;
+use crate::config::{FlushMode, StoreConfig};
 use crate::consume_queue::{CqEntry, QueueTable};
 use crate::flush::FlushState;
 use crate::fsutil::{self, now_ms};
@@ -118,7 +118,8 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
     let started = std::time::Instant::now();
     fsutil::create_dir(&cfg.dir)?;
     let lock = lock_dir(&cfg)?;
-    let log = CommitLog::open(&cfg.dir.join("commitlog"), cfg.segment_size)?;
+    let recycle = cfg.recycle_segments && cfg.flush == FlushMode::Sync;
+    let log = CommitLog::open(&cfg.dir.join("commitlog"), cfg.segment_size, recycle)?;
     let queues = QueueTable::open(cfg.dir.join("consumequeue"), cfg.cq_entries_per_file)?;
     let mut index = KeyIndex::open(
         cfg.dir.join("index"),

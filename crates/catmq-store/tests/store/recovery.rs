@@ -282,3 +282,85 @@ fn preallocated_tail_is_the_clean_end_and_close_trims_it() {
         end
     );
 }
+
+/// A sync store whose active segment was made from a deleted segment's file: 100 old records
+/// (2,000-byte bodies) were written and deleted by retention, and new ones (1,500-byte bodies, so
+/// their boundaries do not line up with the old ones) went on into the segment made from the
+/// deleted file. Returns the store and the new records in that segment (at least 20).
+fn recycled(dir: &Path) -> (FileStore, Vec<Appended>) {
+    let mut c = cfg(dir);
+    c.flush = catmq_store::FlushMode::Sync;
+    c.retention.max_age = Some(std::time::Duration::ZERO);
+    let s = FileStore::open(c).unwrap();
+    let one = |i: usize, pad: usize| {
+        let body = format!("{i:04}:{}", "p".repeat(pad));
+        s.append(&msg("T", 0, &body, None, "", ""))
+            .unwrap()
+            .messages[0]
+    };
+    for i in 0..100 {
+        one(i, 2000);
+    }
+    assert!(s.run_retention().unwrap().segments_removed >= 2);
+    let spare = dir.join("commitlog/spare");
+    assert!(spare.exists(), "a deleted segment is kept as the spare");
+    let mut new = Vec::new();
+    let mut i = 100;
+    while spare.exists() || new.len() < 20 {
+        let a = one(i, 1500);
+        i += 1;
+        new.retain(|n: &Appended| n.physical_offset / 65536 == a.physical_offset / 65536);
+        new.push(a);
+    }
+    (s, new)
+}
+
+#[test]
+fn a_recycled_segment_ends_where_its_new_records_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, new) = recycled(dir.path());
+    let (first, last) = (new[0].queue_offset, new[new.len() - 1].queue_offset);
+    let end = s.stats().log_end;
+    let (path, _) = segment_of(dir.path(), 65536, end);
+    assert!(std::fs::metadata(&path).unwrap().len() > end % 65536 + 2000);
+    let s = crash_reopen(s);
+    let r = s.recovery_report().clone();
+    assert!(r.corrupt_ranges.is_empty(), "{r:?}");
+    assert_eq!(r.log_end, end);
+    let got = offsets(&s);
+    assert_eq!(got.last(), Some(&last));
+    assert!(got.contains(&first));
+    assert_eq!(
+        s.append(&simple("T", 0, 1)).unwrap().messages[0].physical_offset,
+        end
+    );
+}
+
+#[test]
+fn a_recycled_segment_reports_corruption_and_cuts_a_torn_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, new) = recycled(dir.path());
+    let c = s.config().clone();
+    s.simulate_crash();
+    drop(s);
+    let (bad, torn) = (new[3], new[new.len() - 1]);
+    flip(dir.path(), c.segment_size, bad.physical_offset + BODY_POS);
+    flip(dir.path(), c.segment_size, torn.physical_offset + BODY_POS);
+    let s = FileStore::open(c).unwrap();
+    let r = s.recovery_report().clone();
+    assert_eq!(
+        r.corrupt_ranges,
+        vec![(bad.physical_offset, new[4].physical_offset)]
+    );
+    assert_eq!(r.truncated_at, Some(torn.physical_offset));
+    assert_eq!(r.log_end, torn.physical_offset);
+    let got = offsets(&s);
+    assert!(!got.contains(&bad.queue_offset) && !got.contains(&torn.queue_offset));
+    assert!(got.contains(&new[4].queue_offset));
+    assert_eq!(got.last(), Some(&(torn.queue_offset - 1)));
+    // Nothing of the old records is served, before or after the next append.
+    let a = s.append(&simple("T", 0, 1)).unwrap().messages[0];
+    assert_eq!(a.physical_offset, torn.physical_offset);
+    let s = reopen(s);
+    assert_eq!(offsets(&s).last(), Some(&a.queue_offset));
+}

@@ -114,3 +114,65 @@ fn young_segments_are_kept() {
     assert_eq!(s.run_retention().unwrap().segments_removed, 0);
     assert_eq!(read_all(&s, "T", 0).len(), 50);
 }
+
+/// Appends `n` records of one size (so a recycled file's old records line up with new ones).
+fn same_size(s: &FileStore, label: &str, from: usize, n: usize) -> Vec<(i32, String)> {
+    let pad = "p".repeat(2000);
+    (from..from + n)
+        .map(|i| {
+            let (q, b) = ((i % 2) as i32, format!("{label}{i:04}:{pad}"));
+            s.append(&msg("T", q, &b, None, &format!("k{i:04}"), ""))
+                .unwrap();
+            (q, b)
+        })
+        .collect()
+}
+
+#[test]
+fn with_sync_flush_a_deleted_segment_is_reused_and_its_old_records_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.flush = catmq_store::FlushMode::Sync;
+    c.retention.max_age = Some(Duration::ZERO);
+    let spare = dir.path().join("commitlog/spare");
+    let s = FileStore::open(c).unwrap();
+    same_size(&s, "old", 0, 100);
+    assert!(s.run_retention().unwrap().segments_removed >= 2);
+    assert!(spare.exists(), "a deleted segment is kept as the spare");
+    let kept: Vec<(i32, String)> = (0..2)
+        .flat_map(|q| read_all(&s, "T", q).into_iter().map(move |m| (q, m.1)))
+        .collect();
+    // Fill the active segment and go on into the next one, made from the spare: it still holds
+    // old records after the new ones, at the same offsets in the file.
+    let new = same_size(&s, "new", 100, 40);
+    assert!(!spare.exists(), "the spare became the new segment");
+    let end = s.stats().log_end;
+    let expect = |q: i32| -> Vec<String> {
+        kept.iter()
+            .chain(&new)
+            .filter(|m| m.0 == q)
+            .map(|m| m.1.clone())
+            .collect()
+    };
+    let bodies = |s: &FileStore, q: i32| -> Vec<String> {
+        read_all(s, "T", q).into_iter().map(|m| m.1).collect()
+    };
+    for q in 0..2 {
+        assert_eq!(bodies(&s, q), expect(q));
+    }
+    // After a crash recovery finds the end of the new records, not the old ones behind them,
+    // and the next append continues from there.
+    let s = crash_reopen(s);
+    assert_eq!(s.stats().log_end, end, "the log ends after the new records");
+    for q in 0..2 {
+        assert_eq!(bodies(&s, q), expect(q), "queue {q} after the crash");
+        assert_eq!(s.queue_info("T", q).unwrap().max_offset, 70);
+    }
+    let more = same_size(&s, "more", 140, 2);
+    let s = reopen(s);
+    for q in 0..2 {
+        let mut e = expect(q);
+        e.extend(more.iter().filter(|m| m.0 == q).map(|m| m.1.clone()));
+        assert_eq!(bodies(&s, q), e, "queue {q} after a clean restart");
+    }
+}

@@ -75,6 +75,7 @@ pub struct StoreSection {
     pub retention_hours: u64,
     pub max_disk_ratio: f64,
     pub checkpoint_interval_ms: u64,
+    pub recycle_segments: bool,
 }
 
 impl Default for ServerConfig {
@@ -137,6 +138,7 @@ impl Default for StoreSection {
             retention_hours: 72,
             max_disk_ratio: 0.85,
             checkpoint_interval_ms: 5000,
+            recycle_segments: true,
         }
     }
 }
@@ -280,6 +282,7 @@ impl ServerConfig {
         c.store.segment_size = size(&s.segment_size, "store.segment_size")?;
         c.store.max_message_size = size(&s.max_message_size, "store.max_message_size")? as usize;
         c.store.checkpoint_interval = Duration::from_millis(s.checkpoint_interval_ms.max(100));
+        c.store.recycle_segments = s.recycle_segments;
         c.store.retention = RetentionConfig {
             max_age: (s.retention_hours > 0).then(|| Duration::from_secs(s.retention_hours * 3600)),
             max_disk_ratio: (s.max_disk_ratio > 0.0).then_some(s.max_disk_ratio),

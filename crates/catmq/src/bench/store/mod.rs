@@ -159,7 +159,8 @@ fn limits(args: &StoreBenchArgs) -> Result<(u64, Option<Duration>)> {
     Ok((count, duration))
 }
 
-/// The store configuration of a run: no retention (a benchmark must not delete its data).
+/// The store configuration of a run: no retention (a benchmark must not delete its data), except
+/// with `--recycle`, which asks for it.
 pub fn store_config(args: &StoreBenchArgs, dir: &Path, flush: FlushArg) -> StoreConfig {
     let mut cfg = StoreConfig::new(dir);
     cfg.segment_size = args.segment_size;
@@ -181,9 +182,9 @@ pub fn store_config(args: &StoreBenchArgs, dir: &Path, flush: FlushArg) -> Store
                 DEFAULT_CHECKPOINT_BYTES
             });
     cfg.retention = RetentionConfig {
-        max_age: None,
+        max_age: args.recycle.then_some(Duration::ZERO),
         max_disk_ratio: None,
-        check_interval: Duration::from_secs(3600),
+        check_interval: Duration::from_millis(if args.recycle { 10 } else { 3_600_000 }),
     };
     cfg
 }
@@ -352,7 +353,14 @@ pub fn run(args: &StoreBenchArgs) -> Result<ExitCode> {
 fn append_mode(args: &StoreBenchArgs, dir: &Path, summary: &mut Summary) -> Result<()> {
     let store = open_store(store_config(args, dir, args.flush))?;
     let wl = Workload::new(args)?;
-    let out = append::run_appends(&store, &wl, args, args.flush == FlushArg::Sync)?;
+    let sync = args.flush == FlushArg::Sync;
+    if args.warmup > 0 {
+        let mut warm = args.clone();
+        (warm.count, warm.duration, warm.print_acks) = (Some(args.warmup), None, false);
+        let w = append::run_appends(&store, &wl, &warm, sync)?;
+        eprintln!("warm-up: {} msgs (not counted)", w.appended);
+    }
+    let out = append::run_appends(&store, &wl, args, sync)?;
     summary.phases.push(out.phase);
     catmq_store::MessageStore::close(&store).context("closing the store")?;
     Ok(())
@@ -450,5 +458,10 @@ mod tests {
         assert_eq!(cfg.checkpoint_bytes, u64::MAX);
         assert_eq!(cfg.flush, FlushMode::Sync);
         assert_eq!(cfg.retention.max_disk_ratio, None);
+        assert_eq!(cfg.retention.max_age, None, "a plain run deletes nothing");
+        let a = args(&["--recycle", "--warmup", "10"]);
+        let cfg = store_config(&a, Path::new("/nonexistent"), FlushArg::Sync);
+        assert_eq!(cfg.retention.max_age, Some(Duration::ZERO));
+        assert_eq!(cfg.retention.check_interval, Duration::from_millis(10));
     }
 }
