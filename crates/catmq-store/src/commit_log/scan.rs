@@ -187,6 +187,49 @@ fn magic_in(hay: &[u8]) -> Option<usize> {
         .find(|&i| body.get(i + 3).is_some_and(|b| last.contains(b)))
 }
 
+/// What follows bytes that hold no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterBad {
+    /// Zeros to the end of the data.
+    CleanEnd,
+    /// A valid record at this position.
+    RecordAt(u64),
+    /// An older segment's record at this position (a recycled file).
+    Stale(u64),
+    /// The first record of an unfinished batch.
+    Pending,
+    /// Nothing valid.
+    Nothing,
+}
+
+/// Looks past the bytes at `pos`, which hold no record.
+fn after_bad(win: &mut Window<'_>, pos: u64, max_size: u64) -> Result<AfterBad> {
+    if win.get(pos, 8)?.get(4..8) == Some(&MAGIC_PENDING_BATCH.to_be_bytes()[..]) {
+        return Ok(AfterBad::Pending);
+    }
+    if win.zeros_from(pos)? {
+        return Ok(AfterBad::CleanEnd);
+    }
+    Ok(match win.resync(pos, max_size)? {
+        Some((n, At::Record(_))) => AfterBad::RecordAt(n),
+        Some((n, _)) => AfterBad::Stale(n),
+        None => AfterBad::Nothing,
+    })
+}
+
+/// Drops the torn tail of the log from `pos` in `win`'s segment. The file is cut there, and later
+/// segments removed, unless an older segment's records follow: the writer then writes over the
+/// torn bytes and them, and the file keeps its blocks.
+fn drop_tail(log: &CommitLog, win: &Window<'_>, pos: u64, after: AfterBad) -> Result<()> {
+    let path = win.seg.file.path.display();
+    if let AfterBad::Stale(n) = after {
+        tracing::warn!(segment = %path, pos, bytes = n - pos, "torn tail dropped (a recycled file's older records follow)");
+        return Ok(());
+    }
+    tracing::warn!(segment = %path, pos, bytes = win.len - pos, "torn tail cut off");
+    log.truncate_at(win.seg.base + pos)
+}
+
 /// Scans from `from` to the end of the log, calling `on_record` for each valid record, and cuts
 /// off a torn tail.
 pub(crate) fn scan(
@@ -226,41 +269,26 @@ pub(crate) fn scan(
                 }
                 At::Nothing => {}
             }
-            let pending =
-                win.get(pos, 8)?.get(4..8) == Some(&MAGIC_PENDING_BATCH.to_be_bytes()[..]);
-            if !pending && win.zeros_from(pos)? {
-                // The preallocated rest of the segment: the records end here.
-                out.end = seg.base + pos;
-                break;
-            }
-            let next = if pending {
-                None
-            } else {
-                win.resync(pos, max_size)?
-            };
-            match next {
-                Some((n, At::Record(_))) => {
+            match after_bad(&mut win, pos, max_size)? {
+                AfterBad::CleanEnd => {
+                    // The preallocated rest of the segment: the records end here.
+                    out.end = seg.base + pos;
+                    break;
+                }
+                AfterBad::RecordAt(n) => {
                     tracing::error!(segment = %seg.file.path.display(), from = pos, to = n, "corrupt bytes in the commit log; skipped");
                     out.corrupt.push((seg.base + pos, seg.base + n));
                     pos = n;
                 }
-                _ if has_next && !pending => {
+                AfterBad::Stale(_) | AfterBad::Nothing if has_next => {
                     tracing::error!(segment = %seg.file.path.display(), from = pos, to = win.len, "corrupt end of a sealed segment; skipped");
                     out.corrupt.push((seg.base + pos, seg.base + win.len));
                     pos = win.len;
                 }
-                found => {
-                    let at = seg.base + pos;
-                    if let Some((n, _)) = found {
-                        // Older records follow: the writer writes over the torn bytes and them,
-                        // and the file keeps its blocks.
-                        tracing::warn!(segment = %seg.file.path.display(), pos, bytes = n - pos, "torn tail dropped (a recycled file's older records follow)");
-                    } else {
-                        tracing::warn!(segment = %seg.file.path.display(), pos, bytes = win.len - pos, "torn tail cut off");
-                        log.truncate_at(at)?;
-                    }
-                    out.truncated_at = Some(at);
-                    out.end = at;
+                after => {
+                    drop_tail(log, &win, pos, after)?;
+                    out.truncated_at = Some(seg.base + pos);
+                    out.end = seg.base + pos;
                     return Ok(out);
                 }
             }
