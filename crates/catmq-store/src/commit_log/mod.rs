@@ -106,9 +106,10 @@ impl CommitLog {
             }));
         }
         let spare = dir.join(SPARE);
+        let fits = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() <= segment_size);
         let spare = if !spare.exists() {
             None
-        } else if recycle {
+        } else if recycle && fits(&spare) {
             Some(spare)
         } else {
             fsutil::remove_file(&spare)?;
@@ -399,6 +400,17 @@ mod tests {
         drop(log);
         CommitLog::open(dir.path(), SIZE, false).unwrap();
         assert_eq!(names(dir.path()), [fsutil::offset_name(3 * SIZE)]);
+    }
+
+    #[test]
+    fn a_spare_longer_than_a_segment_is_deleted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(fsutil::offset_name(0)), b"").unwrap();
+        std::fs::write(dir.path().join(SPARE), [1u8; 5000]).unwrap();
+        drop(CommitLog::open(dir.path(), 8192, true).unwrap());
+        assert!(dir.path().join(SPARE).exists());
+        drop(CommitLog::open(dir.path(), 4096, true).unwrap());
+        assert_eq!(names(dir.path()), [fsutil::offset_name(0)]);
     }
 
     #[test]
