@@ -331,19 +331,23 @@ impl ConsumeQueue {
     /// and delete files that hold only such entries.
     pub(crate) fn apply_log_min(&self, log_min: u64) -> Result<()> {
         let (mut lo, mut hi) = (self.min_offset(), self.next_offset());
+        // The first real entry at or after `hi`, once `hi` has moved.
+        let mut first_kept = None;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             // A hole says nothing: decide by the first real entry at or after `mid`.
             match self.first_real_entry(mid, hi)? {
                 Some((at, e)) if e.phys < log_min => lo = at + 1,
-                _ => hi = mid,
+                found => {
+                    // `[mid, hi)` holds only holes when nothing was found.
+                    first_kept = found.map(|(at, _)| at).or(first_kept);
+                    hi = mid;
+                }
             }
         }
         // Holes before the first entry the log still has stand for records lost with the
         // deleted segments (recovery could not replay them): the queue starts after them.
-        if let Some((at, _)) = self.first_real_entry(lo, self.next_offset())? {
-            lo = at;
-        }
+        let lo = first_kept.unwrap_or(lo);
         self.min.store(lo, Ordering::Release);
         let mut st = self.lock()?;
         // The last file always stays: its name and length record the queue's next offset.
