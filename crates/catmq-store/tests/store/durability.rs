@@ -75,6 +75,54 @@ fn concurrent_sync_appenders_share_fsyncs() {
 }
 
 #[test]
+fn concurrent_async_appenders_each_resolve_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.flush = FlushMode::Sync;
+    c.segment_size = 1 << 20;
+    let s = FileStore::open(c).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tasks, per) = (48usize, 25usize);
+    rt.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let w = s.flush_waiter();
+                    for i in 0..per {
+                        let r = s.append(&simple("T", (t % 4) as i32, i)).unwrap();
+                        if i % 5 == 4 {
+                            // Give up on some waits at once: the dropped waiter leaves the queue.
+                            let _ = tokio::time::timeout(std::time::Duration::ZERO, w.wait(r.end))
+                                .await;
+                        }
+                        w.wait(r.end).await.unwrap();
+                        assert!(w.flushed() >= r.end);
+                    }
+                })
+            })
+            .collect();
+        // A lost wake-up would hang a task: fail instead.
+        let all = futures_join(handles);
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("a waiter was never woken");
+    });
+    let total: usize = (0..4).map(|q| read_all(&s, "T", q).len()).sum();
+    assert_eq!(total, tasks * per);
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+#[test]
 fn a_failed_write_poisons_the_store() {
     let dir = tempfile::tempdir().unwrap();
     // The first segment is /dev/full: every write to it fails with ENOSPC.

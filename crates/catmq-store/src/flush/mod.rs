@@ -1,14 +1,18 @@
 //! Durability bookkeeping: how far the log is fsynced, the poisoned latch, and waiting for both.
 //!
-//! The flusher thread advances `flushed` after each fsync and wakes every waiter, blocking
-//! ([`FlushWaiter::wait_blocking`]) or async ([`FlushWaiter::wait`]). Appenders that arrive during
-//! an fsync are covered by the next one: that is the group commit.
+//! The flusher thread advances `flushed` after each fsync and wakes the waiters it covers: async
+//! ones ([`FlushWaiter::wait`]) one by one, in position order (see [`wakeups`]); blocking ones
+//! ([`FlushWaiter::wait_blocking`]) all together, through a condition variable. Appenders that
+//! arrive during an fsync are covered by the next one: that is the group commit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod wakeups;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::{Result, StoreError};
+use wakeups::{Durable, Wakeups};
 
 #[derive(Debug)]
 pub(crate) struct FlushState {
@@ -24,11 +28,14 @@ pub(crate) struct FlushState {
     flusher_idle: AtomicBool,
     /// Guards nothing but the condition variables' wake-ups.
     lock: Mutex<()>,
-    /// Signalled when `flushed` advances or the store is poisoned.
+    /// Signalled when `flushed` advances or the store is poisoned, if a thread waits on it.
     flushed_cv: Condvar,
+    /// Threads blocked in [`FlushWaiter::wait_blocking`].
+    blocked: AtomicUsize,
     /// Signalled when `written` advances (wakes the flusher in sync mode) or on shutdown.
     written_cv: Condvar,
-    notify: tokio::sync::Notify,
+    /// Async waiters.
+    wakeups: Wakeups,
 }
 
 impl FlushState {
@@ -41,8 +48,9 @@ impl FlushState {
             flusher_idle: AtomicBool::new(false),
             lock: Mutex::new(()),
             flushed_cv: Condvar::new(),
+            blocked: AtomicUsize::new(0),
             written_cv: Condvar::new(),
-            notify: tokio::sync::Notify::new(),
+            wakeups: Wakeups::default(),
         })
     }
 
@@ -71,7 +79,8 @@ impl FlushState {
     pub(crate) fn poison(&self, reason: String) {
         tracing::error!(%reason, "store poisoned: no further appends are accepted");
         let _ = self.poisoned.set(reason);
-        self.wake_flushed();
+        self.wake_blocked();
+        self.wakeups.wake_upto(None);
         self.wake_written();
     }
 
@@ -88,14 +97,25 @@ impl FlushState {
     /// Records that the log is durable up to `pos` (called by the flusher).
     pub(crate) fn set_flushed(&self, pos: u64) {
         self.rounds.fetch_add(1, Ordering::Relaxed);
-        self.flushed.fetch_max(pos, Ordering::AcqRel);
-        self.wake_flushed();
+        self.flushed.fetch_max(pos, Ordering::SeqCst);
+        if self.blocked.load(Ordering::SeqCst) > 0 {
+            self.wake_blocked();
+        }
+        self.wakeups.wake_upto(Some(self.flushed()));
     }
 
-    fn wake_flushed(&self) {
+    fn wake_blocked(&self) {
         drop(self.lock.lock());
         self.flushed_cv.notify_all();
-        self.notify.notify_waiters();
+    }
+
+    /// A future that resolves once everything before `pos` is durable.
+    fn durable(&self, pos: u64) -> Durable<'_> {
+        Durable {
+            state: self,
+            pos,
+            id: None,
+        }
     }
 
     pub(crate) fn wake_written(&self) {
@@ -140,19 +160,7 @@ impl FlushWaiter {
         let Some(state) = &self.state else {
             return Ok(());
         };
-        if state.flushed() >= pos {
-            return Ok(());
-        }
-        loop {
-            let notified = state.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if state.flushed() >= pos {
-                return Ok(());
-            }
-            state.check_poisoned()?;
-            notified.await;
-        }
+        state.durable(pos).await
     }
 
     /// Blocks until everything before `pos` is durable, or fails if the store is poisoned.
@@ -164,15 +172,23 @@ impl FlushWaiter {
             return Ok(());
         }
         let mut guard = state.lock.lock().map_err(|_| StoreError::Closed)?;
-        loop {
-            if state.flushed() >= pos {
-                return Ok(());
+        // Counted before `flushed` is checked again: the flusher advances `flushed` before it
+        // looks at the count (both SeqCst), so either this sees the new position or the flusher
+        // sees this thread and wakes it under the lock.
+        state.blocked.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            if state.flushed.load(Ordering::SeqCst) >= pos {
+                break Ok(());
             }
-            state.check_poisoned()?;
-            guard = state
-                .flushed_cv
-                .wait(guard)
-                .map_err(|_| StoreError::Closed)?;
-        }
+            if let Err(e) = state.check_poisoned() {
+                break Err(e);
+            }
+            match state.flushed_cv.wait(guard) {
+                Ok(g) => guard = g,
+                Err(_) => break Err(StoreError::Closed),
+            }
+        };
+        state.blocked.fetch_sub(1, Ordering::SeqCst);
+        result
     }
 }
