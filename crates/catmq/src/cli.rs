@@ -111,6 +111,9 @@ pub enum BenchMode {
     KeyLookup,
     /// Append in a child process, SIGKILL it, then time the recovery of `FileStore::open`.
     Recovery,
+    /// Sync appends on one store in alternating rounds of one appender and of `--appenders`;
+    /// prints each round's rates and their ratio, and the medians.
+    SyncRatio,
 }
 
 impl BenchMode {
@@ -121,6 +124,7 @@ impl BenchMode {
             Self::Read => "read",
             Self::KeyLookup => "key-lookup",
             Self::Recovery => "recovery",
+            Self::SyncRatio => "sync-ratio",
         }
     }
 }
@@ -198,6 +202,12 @@ pub struct StoreBenchArgs {
     /// deleted segment's file. Give a --warmup of more than a segment.
     #[arg(long)]
     pub recycle: bool,
+    /// `--mode sync-ratio`: rounds of (one appender, then `--appenders`).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rounds: u32,
+    /// `--mode sync-ratio`: seconds each side of a round appends.
+    #[arg(long, default_value_t = 1.0)]
+    pub round_secs: f64,
     /// Checkpoint interval of the store (s). A huge value (e.g. 100000) also makes the byte
     /// trigger unlimited, so recovery replays everything written.
     #[arg(long, default_value_t = 5)]

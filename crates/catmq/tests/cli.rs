@@ -174,3 +174,61 @@ fn errors_are_one_line_and_a_non_zero_exit() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid"));
 }
+
+#[test]
+fn bench_store_sync_ratio_runs_alternating_rounds_on_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().join("store");
+    let out = ok(&[
+        "bench",
+        "store",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--mode",
+        "sync-ratio",
+        "--flush",
+        "sync",
+        "--tasks",
+        "--appenders",
+        "8",
+        "--rounds",
+        "2",
+        "--round-secs",
+        "0.2",
+        "--segment-size",
+        "1m",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let phases = v["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "append, one appender",
+            "append, appenders",
+            "append, one appender",
+            "append, appenders"
+        ]
+    );
+    assert!(phases.iter().all(|p| p["messages"].as_u64().unwrap() > 0));
+    let note = v["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with("sync ratio over 2 rounds: median "),
+        "{note}"
+    );
+    assert_eq!(v["errors"], 0);
+    // Everything appended is in the store.
+    let verify = ok(&[
+        "store",
+        "verify",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--segment-size",
+        "1m",
+    ]);
+    assert!(!verify.is_empty());
+    let out = catmq(&["bench", "store", "--mode", "sync-ratio"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--flush sync"));
+}

@@ -7,6 +7,7 @@
 //! `k mod (topics * queues)`.
 
 mod append;
+mod ratio;
 mod read;
 mod recovery;
 
@@ -341,6 +342,7 @@ pub fn run(args: &StoreBenchArgs) -> Result<ExitCode> {
         BenchMode::Read => read::read_mode(args, &dir.path, &mut summary)?,
         BenchMode::KeyLookup => read::key_lookup_mode(args, &dir.path, &mut summary)?,
         BenchMode::Recovery => recovery::recovery_mode(args, &dir.path, &mut summary)?,
+        BenchMode::SyncRatio => ratio::sync_ratio_mode(args, &dir.path, &mut summary)?,
     }
     summary.print(args.json)?;
     Ok(if summary.errors == 0 {
