@@ -36,6 +36,26 @@ impl DataFile {
             .map_err(|e| StoreError::io("stat", &self.path, e))
     }
 
+    /// Where the data ends: the end of the last data region (holes and never-written
+    /// preallocated space after it read as zeros). The length where the file system cannot say.
+    pub(crate) fn data_end(&self) -> Result<u64> {
+        use rustix::fs::{seek, SeekFrom};
+        let len = self.len()?;
+        let (mut end, mut off) = (0u64, 0u64);
+        while off < len {
+            let Ok(data) = seek(&self.file, SeekFrom::Data(off as i64)) else {
+                break;
+            };
+            let hole = seek(&self.file, SeekFrom::Hole(data as i64)).unwrap_or(len);
+            if hole <= off {
+                return Ok(len);
+            }
+            end = hole.min(len);
+            off = hole;
+        }
+        Ok(end)
+    }
+
     pub(crate) fn write_at(&self, buf: &[u8], pos: u64) -> Result<()> {
         self.file
             .write_all_at(buf, pos)

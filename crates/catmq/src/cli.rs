@@ -194,12 +194,13 @@ pub struct StoreBenchArgs {
     /// Commit-log segment size (bytes; k/m/g suffixes are binary).
     #[arg(long, default_value = "1g", value_parser = parse_size)]
     pub segment_size: u64,
-    /// `--mode append`: append this many messages first, with the same appenders, untimed.
+    /// `--mode append` and `sync-ratio`: append this many messages first, with the same
+    /// appenders, untimed.
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
-    /// `--mode append`: run the store as at steady state under retention: every segment but the
-    /// active one is deleted (checked every 10 ms), so with sync flush each new segment reuses a
-    /// deleted segment's file. Give a --warmup of more than a segment.
+    /// `--mode append` and `sync-ratio`: run the store as at steady state under retention: every
+    /// segment but the active one is deleted (checked every 10 ms), so with sync flush each new
+    /// segment reuses a deleted segment's file. Give a --warmup of more than a segment.
     #[arg(long)]
     pub recycle: bool,
     /// `--mode sync-ratio`: rounds of (one appender, then `--appenders`).

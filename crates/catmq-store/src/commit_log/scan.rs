@@ -42,31 +42,11 @@ struct Window<'a> {
     buf: Vec<u8>,
 }
 
-/// Where a file's data ends: the end of its last data region (holes and never-written
-/// preallocated space after it read as zeros). The file length where the file system cannot say.
-pub(super) fn data_end(seg: &Segment) -> Result<u64> {
-    use rustix::fs::{seek, SeekFrom};
-    let len = seg.file.len()?;
-    let (mut end, mut off) = (0u64, 0u64);
-    while off < len {
-        let Ok(data) = seek(&seg.file.file, SeekFrom::Data(off as i64)) else {
-            break;
-        };
-        let hole = seek(&seg.file.file, SeekFrom::Hole(data as i64)).unwrap_or(len);
-        if hole <= off {
-            return Ok(len);
-        }
-        end = hole.min(len);
-        off = hole;
-    }
-    Ok(end)
-}
-
 impl<'a> Window<'a> {
     fn new(seg: &'a Segment) -> Result<Self> {
         Ok(Self {
             seg,
-            len: data_end(seg)?,
+            len: seg.file.data_end()?,
             start: 0,
             buf: Vec::new(),
         })

@@ -64,7 +64,7 @@ impl ZeroAhead {
         let mut z = Self::idle(seg, size, pos);
         z.shared
             .zeroed
-            .fetch_max(super::scan::data_end(seg)?.min(size), Ordering::AcqRel);
+            .fetch_max(seg.file.data_end()?.min(size), Ordering::AcqRel);
         let t = Arc::clone(&z.shared);
         z.thread = Some(
             std::thread::Builder::new()

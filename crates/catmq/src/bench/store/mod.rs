@@ -356,15 +356,22 @@ fn append_mode(args: &StoreBenchArgs, dir: &Path, summary: &mut Summary) -> Resu
     let store = open_store(store_config(args, dir, args.flush))?;
     let wl = Workload::new(args)?;
     let sync = args.flush == FlushArg::Sync;
-    if args.warmup > 0 {
-        let mut warm = args.clone();
-        (warm.count, warm.duration, warm.print_acks) = (Some(args.warmup), None, false);
-        let w = append::run_appends(&store, &wl, &warm, sync)?;
-        eprintln!("warm-up: {} msgs (not counted)", w.appended);
-    }
+    warm_up(&store, &wl, args)?;
     let out = append::run_appends(&store, &wl, args, sync)?;
     summary.phases.push(out.phase);
     catmq_store::MessageStore::close(&store).context("closing the store")?;
+    Ok(())
+}
+
+/// Appends `--warmup` messages with the run's appenders, untimed.
+fn warm_up(store: &FileStore, wl: &Workload, args: &StoreBenchArgs) -> Result<()> {
+    if args.warmup == 0 {
+        return Ok(());
+    }
+    let mut warm = args.clone();
+    (warm.count, warm.duration, warm.print_acks) = (Some(args.warmup), None, false);
+    let w = append::run_appends(store, wl, &warm, args.flush == FlushArg::Sync)?;
+    eprintln!("warm-up: {} msgs (not counted)", w.appended);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use super::append::run_appends;
-use super::{open_store, store_config, Summary, Workload};
+use super::{open_store, store_config, warm_up, Summary, Workload};
 use crate::cli::{FlushArg, StoreBenchArgs};
 
 /// The rates of one round.
@@ -34,12 +34,7 @@ pub fn sync_ratio_mode(args: &StoreBenchArgs, dir: &Path, summary: &mut Summary)
         bail!("--round-secs {} is not a positive number", args.round_secs);
     }
     let store = open_store(store_config(args, dir, args.flush))?;
-    if args.warmup > 0 {
-        let mut warm = args.clone();
-        (warm.count, warm.duration, warm.print_acks) = (Some(args.warmup), None, false);
-        let w = run_appends(&store, &Workload::new(args)?, &warm, true)?;
-        eprintln!("warm-up: {} msgs (not counted)", w.appended);
-    }
+    warm_up(&store, &Workload::new(args)?, args)?;
     let mut phase_args = args.clone();
     (phase_args.count, phase_args.print_acks) = (None, false);
     phase_args.duration = Some(args.round_secs);
