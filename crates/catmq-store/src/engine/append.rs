@@ -7,9 +7,9 @@ use std::sync::Arc;
 use catmq_common::record::{restamp, MAGIC_PENDING_BATCH, MAGIC_POS};
 use catmq_common::{properties, tags, NewMessage, StoreStamp};
 
+use super::pending::{self, Arrival};
 use super::{open_writer, Inner, Writer};
 use crate::api::{AppendResult, Appended};
-use crate::config::FlushMode;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
 use crate::index::{key_hash, Handed, PendingKey};
 use crate::{Result, StoreError};
@@ -210,17 +210,20 @@ fn assign_offsets(prep: &mut [Prepared]) {
     }
 }
 
-fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<()> {
+/// Starts the next segment if `total` more bytes do not fit in the active one; returns the
+/// queues of combined appends written out before the active one was sealed.
+fn roll_if_needed(inner: &Inner, w: &mut Writer, total: usize) -> Result<Vec<Arrival>> {
     let seg_size = inner.log.segment_size();
     if w.pos - w.active.base + total as u64 <= seg_size {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let arrivals = inner.write_pending(w)?;
     w.seal_active(&inner.log)?;
     let next = w.active.base + seg_size;
     w.active = inner.log.create_segment(next)?;
     w.pos = next;
     w.out = open_writer(&inner.cfg, &w.active, next)?;
-    Ok(())
+    Ok(arrivals)
 }
 
 /// Writes the encoded batch: first record marked pending, then the real magic, so a batch cut
@@ -285,12 +288,15 @@ fn append_encoded(inner: &Inner, msgs: &[NewMessage], s: &mut Scratch) -> Result
     let total = buf.len();
     let mut w = inner.writer.lock().map_err(|_| StoreError::Closed)?;
     inner.flush.check_poisoned()?;
-    roll_if_needed(inner, &mut w, total)?;
+    let mut arrivals = roll_if_needed(inner, &mut w, total)?;
     let store_ms = inner.cfg.clock.now_ms();
     assign_offsets(prep);
     let start = w.pos;
     let placed = stamp(prep, buf, start, store_ms)?;
-    if let Err(e) = write_records(&mut w, buf, msgs.len()) {
+    let combine = inner.combines_writes();
+    if combine {
+        w.pending.add(start, buf, msgs.len());
+    } else if let Err(e) = write_records(&mut w, buf, msgs.len()) {
         inner.flush.poison(format!("commit log write failed: {e}"));
         return Err(e);
     }
@@ -302,11 +308,23 @@ fn append_encoded(inner: &Inner, msgs: &[NewMessage], s: &mut Scratch) -> Result
         return Err(e);
     }
     let end = w.pos;
-    inner
-        .flush
-        .set_written(end, inner.cfg.flush == FlushMode::Sync);
+    inner.flush.set_written(end, combine);
+    if combine {
+        for p in prep.iter() {
+            w.pending.arrived(&p.queue, p.queue_offset + 1);
+        }
+        if w.pending.len() >= pending::LIMIT {
+            arrivals.extend(inner.write_pending(&mut w)?);
+        }
+    } else {
+        inner.flush.set_in_file(end);
+    }
     drop(w);
-    notify_arrivals(inner, prep);
+    if combine {
+        announce(inner, &arrivals);
+    } else {
+        notify_arrivals(inner, prep);
+    }
     Ok(AppendResult {
         messages: placed,
         end,
@@ -314,6 +332,7 @@ fn append_encoded(inner: &Inner, msgs: &[NewMessage], s: &mut Scratch) -> Result
     })
 }
 
+/// Tells the arrival listener (long-polling pulls) of appends whose records are now readable.
 fn notify_arrivals(inner: &Inner, prep: &[Prepared]) {
     let Ok(listener) = inner.listener.read() else {
         return;
@@ -328,6 +347,22 @@ fn notify_arrivals(inner: &Inner, prep: &[Prepared]) {
         }
         last = Some(&p.queue);
         listener(&p.queue.topic, p.queue.queue_id, p.queue.next_offset());
+    }
+}
+
+/// Tells the arrival listener that each queue now ends at the offset given (combined appends
+/// just written to the file).
+pub(super) fn announce(inner: &Inner, arrivals: &[Arrival]) {
+    if arrivals.is_empty() {
+        return;
+    }
+    let Ok(listener) = inner.listener.read() else {
+        return;
+    };
+    if let Some(listener) = listener.as_ref() {
+        for (q, next) in arrivals {
+            listener(&q.topic, q.queue_id, *next);
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod append;
 mod background;
+mod pending;
 mod read;
 mod recovery;
 
@@ -28,6 +29,7 @@ use crate::consume_queue::QueueTable;
 use crate::flush::{FlushState, FlushWaiter};
 use crate::index::{IndexFeed, KeyIndex};
 use crate::{Result, StoreError};
+use pending::{Arrival, Pending};
 
 pub use recovery::RecoveryReport;
 
@@ -39,6 +41,8 @@ struct Writer {
     out: SegmentWriter,
     /// Absolute position of the next record.
     pos: u64,
+    /// Appends not yet written to the file (sync flush; see [`pending`]).
+    pending: Pending,
 }
 
 impl Writer {
@@ -126,6 +130,50 @@ impl Inner {
             .current()
             .inspect_err(|e| self.flush.poison(format!("key index write failed: {e}")))
     }
+
+    /// Whether appends are combined in [`Writer::pending`] and written by the flusher.
+    fn combines_writes(&self) -> bool {
+        self.cfg.flush == FlushMode::Sync
+    }
+
+    /// Writes the combined appends to the log file and records how far the file now holds
+    /// records; a failed write poisons the store. Returns the queues that received them, for
+    /// [`append::announce`] once the writer lock is released.
+    fn write_pending(&self, w: &mut Writer) -> Result<Vec<Arrival>> {
+        let Writer {
+            pending,
+            out,
+            active,
+            ..
+        } = w;
+        match pending.write_out(out, active) {
+            Ok(Some((end, arrivals))) => {
+                self.flush.set_in_file(end);
+                Ok(arrivals)
+            }
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => {
+                self.flush.poison(format!("commit log write failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the log readable up to `upto` (an end of dispatched records): if combined appends
+    /// below it are not in the file yet, writes them out now rather than waiting for the
+    /// flusher, so a read right behind the appends (or of one's own append) finds them. Returns
+    /// how far the file holds records. Call with no other lock of the store held.
+    fn make_readable(&self, upto: u64) -> Result<u64> {
+        let in_file = self.flush.in_file();
+        if in_file >= upto || !self.combines_writes() || self.flush.written() <= in_file {
+            return Ok(in_file);
+        }
+        let mut w = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        let arrivals = self.write_pending(&mut w)?;
+        drop(w);
+        append::announce(self, &arrivals);
+        Ok(self.flush.in_file())
+    }
 }
 
 /// Owns the background threads; closing happens when the last handle goes.
@@ -182,11 +230,10 @@ impl FileStoreRef<'_> {
         }
         self.stop_threads();
         self.inner.flush.check_poisoned()?;
-        self.inner
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .seal_active(&self.inner.log)?;
+        let mut w = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        self.inner.write_pending(&mut w)?;
+        w.seal_active(&self.inner.log)?;
+        drop(w);
         background::flush_now(self.inner)?;
         background::checkpoint(self.inner, true)
     }

@@ -54,8 +54,14 @@ struct Run {
     records: Vec<(u64, u32)>,
 }
 
-/// Picks the entries to return and groups them into runs.
-fn plan(inner: &Inner, req: &ReadRequest<'_>, entries: &[CqEntry]) -> (Vec<Run>, u64) {
+/// Picks the entries to return and groups them into runs; stops at the first record not in the
+/// log file yet (`in_file`). Returns the runs and the next offset to read.
+fn plan(
+    inner: &Inner,
+    req: &ReadRequest<'_>,
+    entries: &[CqEntry],
+    in_file: u64,
+) -> (Vec<Run>, u64) {
     let seg_size = inner.log.segment_size();
     let log_min = inner.log.min_pos();
     let mut runs: Vec<Run> = Vec::new();
@@ -63,6 +69,9 @@ fn plan(inner: &Inner, req: &ReadRequest<'_>, entries: &[CqEntry]) -> (Vec<Run>,
     let mut next = req.offset;
     for (i, e) in entries.iter().enumerate() {
         if count >= req.max_messages || (count > 0 && bytes + e.size as usize > req.max_bytes) {
+            break;
+        }
+        if !e.is_hole() && e.phys + u64::from(e.size) > in_file {
             break;
         }
         next = req.offset + i as u64 + 1;
@@ -155,7 +164,18 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
     // must never return a message at or past the `next_offset` it reports.
     let scan = scan.min(usize::try_from(max - req.offset).unwrap_or(usize::MAX));
     let entries = q.entries(req.offset, scan)?;
-    let (runs, next) = plan(inner, req, &entries);
+    let last_end = entries
+        .iter()
+        .rev()
+        .find(|e| !e.is_hole())
+        .map_or(0, |e| e.phys + u64::from(e.size));
+    let in_file = inner.make_readable(last_end)?;
+    let (runs, next) = plan(inner, req, &entries, in_file);
+    if next == req.offset && req.max_messages > 0 {
+        // The first record is not in the file (not expected: `make_readable` wrote out what
+        // the entries point at). Never skip it: nothing new to read for now.
+        return Ok(empty(ReadStatus::OffsetOverflowOne, req.offset, min, max));
+    }
     let mut messages = Vec::with_capacity(runs.iter().map(|r| r.records.len()).sum());
     for run in &runs {
         read_run(inner, req, run, &mut messages)?;
@@ -175,7 +195,7 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
 }
 
 pub(super) fn read_at(inner: &Inner, phys: u64) -> Result<Option<Bytes>> {
-    if phys < inner.log.min_pos() || phys >= inner.flush.written() {
+    if phys < inner.log.min_pos() || phys >= inner.make_readable(phys + 1)? {
         return Ok(None);
     }
     match inner.log.read_record(phys) {
@@ -190,7 +210,17 @@ fn store_time_at(inner: &Inner, q: &ConsumeQueue, mut qoff: u64) -> Result<Optio
     let max = q.next_offset();
     while qoff < max {
         let entries = q.entries(qoff, 16)?;
+        let last_end = entries
+            .iter()
+            .rev()
+            .find(|e| !e.is_hole())
+            .map_or(0, |e| e.phys + u64::from(e.size));
+        let in_file = inner.make_readable(last_end)?;
         for e in &entries {
+            if !e.is_hole() && e.phys + u64::from(e.size) > in_file {
+                // Not in the file (cannot happen once made readable): past the readable end.
+                return Ok(None);
+            }
             if !e.is_hole() && e.phys >= inner.log.min_pos() {
                 if let Ok(b) = inner.log.read(e.phys, e.size as usize) {
                     if let Ok(v) = RecordView::parse(&b) {

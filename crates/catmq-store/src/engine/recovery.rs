@@ -173,6 +173,7 @@ pub(super) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
             out: super::open_writer(&cfg, &active, end)?,
             active,
             pos: end,
+            pending: Default::default(),
         }),
         flush: FlushState::new(end),
         listener: RwLock::new(None),

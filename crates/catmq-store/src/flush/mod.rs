@@ -18,8 +18,12 @@ use wakeups::{Durable, Wakeups};
 pub(crate) struct FlushState {
     /// Log position up to which everything is durable.
     flushed: AtomicU64,
-    /// Log position up to which appends were written (what the flusher should cover).
+    /// Log position up to which appends were made (and dispatched to their queues).
     written: AtomicU64,
+    /// Log position up to which the records are in the log file: what readers may read and an
+    /// fsync covers. With sync flush, appends are combined and written by the flusher, so this
+    /// trails `written`; otherwise it moves with it.
+    in_file: AtomicU64,
     poisoned: OnceLock<String>,
     /// Completed fsync rounds.
     rounds: AtomicU64,
@@ -43,6 +47,7 @@ impl FlushState {
         Arc::new(Self {
             flushed: AtomicU64::new(start),
             written: AtomicU64::new(start),
+            in_file: AtomicU64::new(start),
             poisoned: OnceLock::new(),
             rounds: AtomicU64::new(0),
             flusher_idle: AtomicBool::new(false),
@@ -60,6 +65,15 @@ impl FlushState {
 
     pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn in_file(&self) -> u64 {
+        self.in_file.load(Ordering::Acquire)
+    }
+
+    /// Records that the log file holds every record before `pos`.
+    pub(crate) fn set_in_file(&self, pos: u64) {
+        self.in_file.fetch_max(pos, Ordering::AcqRel);
     }
 
     pub(crate) fn rounds(&self) -> u64 {
@@ -84,7 +98,7 @@ impl FlushState {
         self.wake_written();
     }
 
-    /// Records that the log is written up to `pos` (called by the appender).
+    /// Records that appends reach `pos` (called by the appender, under the writer lock).
     pub(crate) fn set_written(&self, pos: u64, wake_flusher: bool) {
         self.written.fetch_max(pos, Ordering::SeqCst);
         // The flusher marks itself idle (SeqCst) before it checks `written`: either it sees

@@ -2,6 +2,7 @@
 //! and corrupt logs, retention, durability, and a model-based property test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod combined;
 mod contract;
 mod durability;
 mod model;
