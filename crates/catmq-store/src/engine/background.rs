@@ -59,8 +59,8 @@ pub(super) fn flush_now(inner: &Inner) -> Result<()> {
 /// one has finished; it writes out every append combined before it starts (one `pwrite`, see
 /// `pending`) and covers them. Appends that arrive during an fsync are covered by the next, so
 /// with many appenders the fsyncs run back to back and each carries what arrived during the
-/// previous one. (Holding an fsync back to gather
-/// more callers was measured slower on every group size: the disk idles while they come.)
+/// previous one. (Holding an fsync back to gather more callers was measured slower on every
+/// group size: the disk idles while they come.)
 fn flusher(inner: &Inner) {
     loop {
         let stopping = match inner.cfg.flush {

@@ -102,6 +102,15 @@ fn plan(
     (runs, next)
 }
 
+/// Where the last record that `entries` point at ends (0 if they are all holes).
+fn records_end(entries: &[CqEntry]) -> u64 {
+    entries
+        .iter()
+        .rev()
+        .find(|e| !e.is_hole())
+        .map_or(0, |e| e.phys + u64::from(e.size))
+}
+
 /// Reads a run and returns its checked records; a corrupt record is logged and left out.
 fn read_run(inner: &Inner, req: &ReadRequest<'_>, run: &Run, out: &mut Vec<Bytes>) -> Result<()> {
     let buf = inner
@@ -164,16 +173,11 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
     // must never return a message at or past the `next_offset` it reports.
     let scan = scan.min(usize::try_from(max - req.offset).unwrap_or(usize::MAX));
     let entries = q.entries(req.offset, scan)?;
-    let last_end = entries
-        .iter()
-        .rev()
-        .find(|e| !e.is_hole())
-        .map_or(0, |e| e.phys + u64::from(e.size));
-    let in_file = inner.make_readable(last_end)?;
+    let in_file = inner.make_readable(records_end(&entries))?;
     let (runs, next) = plan(inner, req, &entries, in_file);
     if next == req.offset && req.max_messages > 0 {
-        // The first record is not in the file (not expected: `make_readable` wrote out what
-        // the entries point at). Never skip it: nothing new to read for now.
+        // The first record is not in the file: its write failed (the store is poisoned).
+        // Never skip it: nothing new to read.
         return Ok(empty(ReadStatus::OffsetOverflowOne, req.offset, min, max));
     }
     let mut messages = Vec::with_capacity(runs.iter().map(|r| r.records.len()).sum());
@@ -195,6 +199,7 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
 }
 
 pub(super) fn read_at(inner: &Inner, phys: u64) -> Result<Option<Bytes>> {
+    // The file holds whole records only: one that starts below `in_file` ends below it.
     if phys < inner.log.min_pos() || phys >= inner.make_readable(phys + 1)? {
         return Ok(None);
     }
@@ -210,15 +215,10 @@ fn store_time_at(inner: &Inner, q: &ConsumeQueue, mut qoff: u64) -> Result<Optio
     let max = q.next_offset();
     while qoff < max {
         let entries = q.entries(qoff, 16)?;
-        let last_end = entries
-            .iter()
-            .rev()
-            .find(|e| !e.is_hole())
-            .map_or(0, |e| e.phys + u64::from(e.size));
-        let in_file = inner.make_readable(last_end)?;
+        let in_file = inner.make_readable(records_end(&entries))?;
         for e in &entries {
             if !e.is_hole() && e.phys + u64::from(e.size) > in_file {
-                // Not in the file (cannot happen once made readable): past the readable end.
+                // Not in the file (its write failed): past the readable end.
                 return Ok(None);
             }
             if !e.is_hole() && e.phys >= inner.log.min_pos() {
