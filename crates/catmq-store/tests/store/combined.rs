@@ -78,10 +78,7 @@ fn arrivals_are_announced_once_the_records_are_in_the_file() {
 #[test]
 fn with_sync_flush_a_failed_write_is_never_acknowledged_and_poisons_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    // The first segment is /dev/full: every write to it fails with ENOSPC.
-    let log = dir.path().join("commitlog");
-    std::fs::create_dir_all(&log).unwrap();
-    std::os::unix::fs::symlink("/dev/full", log.join("00000000000000000000")).unwrap();
+    first_segment_is_dev_full(dir.path());
     let s = sync_store(dir.path());
     // The append is taken (its write is combined with others'), but its wait fails.
     let first = s.append(&simple("T", 0, 0)).unwrap();

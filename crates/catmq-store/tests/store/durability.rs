@@ -125,10 +125,7 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
 #[test]
 fn a_failed_write_poisons_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    // The first segment is /dev/full: every write to it fails with ENOSPC.
-    let log = dir.path().join("commitlog");
-    std::fs::create_dir_all(&log).unwrap();
-    std::os::unix::fs::symlink("/dev/full", log.join("00000000000000000000")).unwrap();
+    first_segment_is_dev_full(dir.path());
     let s = FileStore::open(cfg(dir.path())).unwrap();
     let first = s.append(&simple("T", 0, 0)).unwrap_err();
     assert!(matches!(first, StoreError::Io { .. }), "{first}");

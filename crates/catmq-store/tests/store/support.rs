@@ -138,3 +138,11 @@ pub fn crash_reopen(s: FileStore) -> FileStore {
     drop(s);
     FileStore::open(c).unwrap()
 }
+
+/// Makes the store in `dir` start on a segment that is `/dev/full`: every write to it fails
+/// with ENOSPC.
+pub fn first_segment_is_dev_full(dir: &Path) {
+    let log = dir.join("commitlog");
+    std::fs::create_dir_all(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/full", log.join("00000000000000000000")).unwrap();
+}
