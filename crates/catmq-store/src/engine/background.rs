@@ -31,14 +31,8 @@ pub(super) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
 /// Writes out combined appends, then fsyncs everything in the file; poisons the store on
 /// failure.
 pub(super) fn flush_now(inner: &Inner) -> Result<()> {
-    if inner.combines_writes() {
-        let mut w = inner.writer.lock().map_err(|_| StoreError::Closed)?;
-        let arrivals = inner.write_pending(&mut w)?;
-        drop(w);
-        super::append::announce(inner, &arrivals);
-    }
-    // Only what is in the file: appends combined after the write above wait for the next one.
-    let target = inner.flush.in_file();
+    // Only what is in the file: appends combined after this write wait for the next one.
+    let target = inner.write_out_upto(u64::MAX)?;
     let from = inner.flush.flushed();
     if target <= from {
         return Ok(());

@@ -159,11 +159,12 @@ impl Inner {
         }
     }
 
-    /// Makes the log readable up to `upto` (an end of dispatched records): if combined appends
-    /// below it are not in the file yet, writes them out now rather than waiting for the
-    /// flusher, so a read right behind the appends (or of one's own append) finds them. Returns
-    /// how far the file holds records. Call with no other lock of the store held.
-    fn make_readable(&self, upto: u64) -> Result<u64> {
+    /// Makes the log file hold every record below `upto` (an end of dispatched records): if
+    /// combined appends below it are still buffered, writes them out now. Readers call it so a
+    /// read right behind the appends (or of one's own append) finds them; the flusher calls it
+    /// with `u64::MAX` before each fsync. Returns how far the file holds records. Call with no
+    /// other lock of the store held.
+    fn write_out_upto(&self, upto: u64) -> Result<u64> {
         let in_file = self.flush.in_file();
         if in_file >= upto || !self.combines_writes() || self.flush.written() <= in_file {
             return Ok(in_file);

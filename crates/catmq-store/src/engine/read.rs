@@ -173,7 +173,7 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
     // must never return a message at or past the `next_offset` it reports.
     let scan = scan.min(usize::try_from(max - req.offset).unwrap_or(usize::MAX));
     let entries = q.entries(req.offset, scan)?;
-    let in_file = inner.make_readable(records_end(&entries))?;
+    let in_file = inner.write_out_upto(records_end(&entries))?;
     let (runs, next) = plan(inner, req, &entries, in_file);
     if next == req.offset && req.max_messages > 0 {
         // The first record is not in the file: its write failed (the store is poisoned).
@@ -200,7 +200,7 @@ pub(super) fn read(inner: &Inner, req: &ReadRequest<'_>) -> Result<ReadResult> {
 
 pub(super) fn read_at(inner: &Inner, phys: u64) -> Result<Option<Bytes>> {
     // The file holds whole records only: one that starts below `in_file` ends below it.
-    if phys < inner.log.min_pos() || phys >= inner.make_readable(phys + 1)? {
+    if phys < inner.log.min_pos() || phys >= inner.write_out_upto(phys + 1)? {
         return Ok(None);
     }
     match inner.log.read_record(phys) {
@@ -215,7 +215,7 @@ fn store_time_at(inner: &Inner, q: &ConsumeQueue, mut qoff: u64) -> Result<Optio
     let max = q.next_offset();
     while qoff < max {
         let entries = q.entries(qoff, 16)?;
-        let in_file = inner.make_readable(records_end(&entries))?;
+        let in_file = inner.write_out_upto(records_end(&entries))?;
         for e in &entries {
             if !e.is_hole() && e.phys + u64::from(e.size) > in_file {
                 // Not in the file (its write failed): past the readable end.

@@ -5,14 +5,12 @@
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
-use catmq_store::{Boundary, FileStore, FlushMode, MessageStore, StoreError};
+use catmq_store::{Boundary, FileStore, MessageStore, StoreError};
 
 use crate::support::*;
 
 fn sync_store(dir: &std::path::Path) -> FileStore {
-    let mut c = cfg(dir);
-    c.flush = FlushMode::Sync;
-    FileStore::open(c).unwrap()
+    FileStore::open(sync_cfg(dir)).unwrap()
 }
 
 #[test]

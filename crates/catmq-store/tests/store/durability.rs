@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use catmq_store::{FileStore, FlushMode, MessageStore, StoreError};
+use catmq_store::{FileStore, MessageStore, StoreError};
 
 use crate::support::*;
 
 #[test]
 fn sync_mode_append_is_durable_once_the_waiter_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.flush = FlushMode::Sync;
-    let s = FileStore::open(c).unwrap();
+    let s = FileStore::open(sync_cfg(dir.path())).unwrap();
     let r = s.append(&simple("T", 0, 0)).unwrap();
     let waiter = s.flush_waiter();
     waiter.wait_blocking(r.end).unwrap();
@@ -22,9 +20,7 @@ fn sync_mode_append_is_durable_once_the_waiter_returns() {
 #[test]
 fn async_waiter_resolves_in_a_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.flush = FlushMode::Sync;
-    let s = FileStore::open(c).unwrap();
+    let s = FileStore::open(sync_cfg(dir.path())).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -39,8 +35,7 @@ fn async_waiter_resolves_in_a_runtime() {
 #[test]
 fn concurrent_sync_appenders_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.flush = FlushMode::Sync;
+    let mut c = sync_cfg(dir.path());
     c.segment_size = 1 << 20;
     let s = FileStore::open(c).unwrap();
     let before = s.stats().log_fsyncs;
@@ -77,8 +72,7 @@ fn concurrent_sync_appenders_share_fsyncs() {
 #[test]
 fn concurrent_async_appenders_each_resolve_once_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.flush = FlushMode::Sync;
+    let mut c = sync_cfg(dir.path());
     c.segment_size = 1 << 20;
     let s = FileStore::open(c).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()

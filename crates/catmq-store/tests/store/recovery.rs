@@ -288,8 +288,7 @@ fn preallocated_tail_is_the_clean_end_and_close_trims_it() {
 /// their boundaries do not line up with the old ones) went on into the segment made from the
 /// deleted file. Returns the store and the new records in that segment (at least 20).
 fn recycled(dir: &Path) -> (FileStore, Vec<Appended>) {
-    let mut c = cfg(dir);
-    c.flush = catmq_store::FlushMode::Sync;
+    let mut c = sync_cfg(dir);
     c.retention.max_age = Some(std::time::Duration::ZERO);
     let s = FileStore::open(c).unwrap();
     let one = |i: usize, pad: usize| {

@@ -131,8 +131,7 @@ fn same_size(s: &FileStore, label: &str, from: usize, n: usize) -> Vec<(i32, Str
 #[test]
 fn with_sync_flush_a_deleted_segment_is_reused_and_its_old_records_never_read() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.flush = catmq_store::FlushMode::Sync;
+    let mut c = sync_cfg(dir.path());
     c.retention.max_age = Some(Duration::ZERO);
     let spare = dir.path().join("commitlog/spare");
     let s = FileStore::open(c).unwrap();

@@ -139,6 +139,13 @@ pub fn crash_reopen(s: FileStore) -> FileStore {
     FileStore::open(c).unwrap()
 }
 
+/// [`cfg`] with sync flush.
+pub fn sync_cfg(dir: &Path) -> StoreConfig {
+    let mut c = cfg(dir);
+    c.flush = FlushMode::Sync;
+    c
+}
+
 /// Makes the store in `dir` start on a segment that is `/dev/full`: every write to it fails
 /// with ENOSPC.
 pub fn first_segment_is_dev_full(dir: &Path) {
