@@ -130,10 +130,18 @@ fn salvage(frame: &[u8]) -> Option<ReplyTo> {
                 serialize: SerializeType::RocketMq,
             })
         }
-        SerializeType::Json => json::salvage_opaque(header).map(|opaque| ReplyTo {
-            opaque,
-            serialize: SerializeType::Json,
-        }),
+        SerializeType::Json => {
+            // A response or a oneway request is never answered, even when it is malformed; a
+            // frame whose flag cannot be read is taken for a request, as a missing flag is.
+            let flag = json::salvage_flag(header).unwrap_or(0);
+            if flag & (crate::FLAG_RESPONSE | crate::FLAG_ONEWAY) != 0 {
+                return None;
+            }
+            json::salvage_opaque(header).map(|opaque| ReplyTo {
+                opaque,
+                serialize: SerializeType::Json,
+            })
+        }
     }
 }
 

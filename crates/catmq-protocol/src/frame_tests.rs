@@ -174,6 +174,29 @@ fn bad_json_is_an_error_with_the_opaque_when_visible() {
 }
 
 #[test]
+fn bad_json_responses_and_oneways_are_not_answered() {
+    for header in [
+        r#"{"code":"abc","opaque":7,"flag":2}"#,
+        r#"{"code":"abc","opaque":7,"flag":1}"#,
+        r#"{"code":10,"opaque":7,"flag":"3","extFields":[1]}"#,
+    ] {
+        let e = decode_all(&json_frame(header, b"")).unwrap_err();
+        assert!(e.reply.is_none(), "{header}");
+    }
+    let e = decode_all(&json_frame(r#"{"code":"abc","flag":0,"opaque": 7}"#, b"")).unwrap_err();
+    assert_eq!(e.reply.map(|r| r.opaque), Some(7));
+    // An opaque that is not a whole i32 is not guessed at.
+    for header in [
+        r#"{"code":"abc","opaque":1e400}"#,
+        r#"{"code":"abc","opaque":7.5}"#,
+        r#"{"code":"abc","opaque":99999999999}"#,
+    ] {
+        let e = decode_all(&json_frame(header, b"")).unwrap_err();
+        assert!(e.reply.is_none(), "{header}");
+    }
+}
+
+#[test]
 fn limits_and_bad_lengths_are_errors() {
     // Oversized frame: the binary header's opaque is still recovered.
     let cmd = sample(SerializeType::RocketMq);

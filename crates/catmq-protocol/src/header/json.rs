@@ -129,13 +129,33 @@ pub(crate) fn encode(cmd: &RemotingCommand, out: &mut Vec<u8>) {
 
 /// Finds `"opaque":N` in possibly incomplete JSON, for an error response to a bad frame.
 pub(crate) fn salvage_opaque(bytes: &[u8]) -> Option<i32> {
-    let key = b"\"opaque\":";
+    salvage_int(bytes, b"\"opaque\":")
+}
+
+/// Finds `"flag":N` in possibly incomplete JSON: whether a bad frame is a request to answer.
+pub(crate) fn salvage_flag(bytes: &[u8]) -> Option<i32> {
+    salvage_int(bytes, b"\"flag\":")
+}
+
+/// The integer after `key` (quoted or not), if it is a whole integer that fits: `1e400` or
+/// `7.5` give `None`, not a wrong number.
+fn salvage_int(bytes: &[u8], key: &[u8]) -> Option<i32> {
     let at = bytes.windows(key.len()).position(|w| w == key)? + key.len();
     let rest = bytes.get(at..)?;
-    let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+    let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+    let quoted = rest.first() == Some(&b'"');
+    let rest = if quoted { &rest[1..] } else { rest };
     let end = rest
         .iter()
         .position(|b| !(b.is_ascii_digit() || *b == b'-'))
         .unwrap_or(rest.len());
+    let ends_well = match rest.get(end) {
+        None => !quoted,
+        Some(b'"') => quoted,
+        Some(b) => !quoted && (*b == b',' || *b == b'}' || b.is_ascii_whitespace()),
+    };
+    if !ends_well {
+        return None;
+    }
     std::str::from_utf8(rest.get(..end)?).ok()?.parse().ok()
 }
