@@ -65,26 +65,59 @@ pub fn dlq_topic(group: &str) -> String {
     format!("{DLQ_PREFIX}{group}")
 }
 
+/// Longest group name (Apache RocketMQ's limit for names).
+pub const MAX_GROUP_LEN: usize = 255;
+/// Longest name a topic may have on disk: the store keeps each topic in a directory named
+/// after it, with `%` written as `%25`, and a directory name has at most 255 bytes.
+const MAX_STORED_NAME: usize = 255;
+
 /// Why a topic name is not acceptable, if it is not (Apache RocketMQ's rule: 1–127 characters
-/// of `%|a-zA-Z0-9_-`).
+/// of `%|a-zA-Z0-9_-`; and few enough `%` for the store's directory name).
 pub fn topic_name_error(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("the topic name is empty".into());
-    }
     if name.len() > MAX_TOPIC_LEN {
         return Some(format!(
             "the topic name is longer than {MAX_TOPIC_LEN} characters"
         ));
     }
+    name_error("topic", name)
+}
+
+/// Why a consumer group name is not acceptable, if it is not: 1–255 characters of
+/// `%|a-zA-Z0-9_-`, and short enough for its retry topic to be stored.
+pub fn group_name_error(name: &str) -> Option<String> {
+    if name.len() > MAX_GROUP_LEN {
+        return Some(format!(
+            "the group name is longer than {MAX_GROUP_LEN} characters"
+        ));
+    }
+    if let Some(e) = name_error("group", name) {
+        return Some(e);
+    }
+    (stored_len(&retry_topic(name)) > MAX_STORED_NAME)
+        .then(|| format!("the group name is too long for its retry topic {RETRY_PREFIX}<group> to be stored (at most {MAX_STORED_NAME} bytes, each % counting 3)"))
+}
+
+fn name_error(what: &str, name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("the {what} name is empty"));
+    }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-')))
     {
+        let shown: String = name.chars().take(64).collect();
         return Some(format!(
-            "the topic name {name:?} contains {c:?}; only letters, digits, %, |, _ and - are allowed"
+            "the {what} name {shown:?} contains {c:?}; only letters, digits, %, |, _ and - are allowed"
         ));
     }
-    None
+    (stored_len(name) > MAX_STORED_NAME).then(|| {
+        format!("the {what} name has too many '%' to be stored (at most {MAX_STORED_NAME} bytes, each % counting 3)")
+    })
+}
+
+/// The length of `name` as the store's directory name (for names of allowed characters).
+fn stored_len(name: &str) -> usize {
+    name.len() + 2 * name.bytes().filter(|&b| b == b'%').count()
 }
 
 /// Whether producers may not send to this topic directly.
@@ -217,6 +250,24 @@ impl TopicTable {
         self.upsert(cfg.clone(), now_ms)?;
         Ok((cfg, true))
     }
+
+    /// Creates every missing topic of `wanted` (name, queues) with one save of the table;
+    /// whether any was created.
+    pub fn ensure_all(&mut self, wanted: &[(String, i32)], now_ms: i64) -> Result<bool> {
+        let mut created = false;
+        for (topic, queues) in wanted {
+            if self.get(topic).is_none() {
+                let cfg = topic_config(topic, (*queues).max(1), perm::READ_WRITE);
+                self.data.topic_config_table.insert(topic.clone(), cfg);
+                created = true;
+            }
+        }
+        if created {
+            bump(&mut self.data.data_version, now_ms);
+            persist::save(&self.path, &self.data)?;
+        }
+        Ok(created)
+    }
 }
 
 /// Subscription groups.
@@ -264,6 +315,38 @@ impl GroupTable {
         Ok(Some(cfg))
     }
 
+    /// The configs of `groups` (those that exist or, with `auto_create`, are created), with one
+    /// save of the table for all that are new: a heartbeat may name many.
+    pub fn find_or_create_all<'g>(
+        &mut self,
+        groups: impl IntoIterator<Item = &'g str>,
+        auto_create: bool,
+        now_ms: i64,
+    ) -> Result<Vec<SubscriptionGroupConfig>> {
+        let mut found = Vec::new();
+        let mut created = false;
+        for group in groups {
+            if let Some(g) = self.get(group) {
+                found.push(g.clone());
+            } else if auto_create && !group.is_empty() {
+                let cfg = SubscriptionGroupConfig {
+                    group_name: group.to_owned(),
+                    ..SubscriptionGroupConfig::default()
+                };
+                self.data
+                    .subscription_group_table
+                    .insert(group.to_owned(), cfg.clone());
+                found.push(cfg);
+                created = true;
+            }
+        }
+        if created {
+            bump(&mut self.data.data_version, now_ms);
+            persist::save(&self.path, &self.data)?;
+        }
+        Ok(found)
+    }
+
     /// Adds or replaces a group and saves the table.
     pub fn upsert(&mut self, cfg: SubscriptionGroupConfig, now_ms: i64) -> Result<()> {
         self.data
@@ -306,6 +389,20 @@ mod tests {
         assert!(topic_name_error("a b").is_some());
         assert!(topic_name_error("é").is_some());
         assert!(topic_name_error(&"x".repeat(128)).is_some());
+        // 100 `%` fit in 127 characters but not in a 255-byte directory name.
+        assert!(topic_name_error(&"%".repeat(100)).is_some());
+        assert!(topic_name_error(&format!("{}{}", "%".repeat(64), "x".repeat(63))).is_none());
+        assert!(group_name_error("G_1|a").is_none());
+        assert!(group_name_error(&"g".repeat(244)).is_none());
+        assert!(
+            group_name_error(&"g".repeat(245)).is_some(),
+            "retry topic too long"
+        );
+        assert!(group_name_error(&"%".repeat(90)).is_some());
+        assert!(group_name_error("").is_some());
+        assert!(group_name_error("a/b").is_some());
+        let e = group_name_error(&format!("{}/", "x".repeat(200))).unwrap();
+        assert!(e.len() < 200, "the remark does not echo a long name: {e}");
         assert!(is_system_topic("TBW102") && is_system_topic("RMQ_SYS_TRANS_HALF_TOPIC"));
     }
 

@@ -29,6 +29,13 @@ pub enum StoreError {
     /// A batch that mixes topics or queues where one is required.
     #[error("queue id {queue_id} is out of range (0..=65535)")]
     BadQueueId { queue_id: i32 },
+    /// A topic whose name, escaped for the file system, is longer than a directory name may be.
+    #[error("topic name of {len} bytes cannot be stored: escaped it would be {escaped} bytes, over the file system's {max}")]
+    TopicNameTooLong {
+        len: usize,
+        escaped: usize,
+        max: usize,
+    },
     /// A configuration value that cannot work.
     #[error("invalid store configuration: {0}")]
     Config(String),
@@ -46,6 +53,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the error is about the messages given, not the store: the same append fails
+    /// again, while the store goes on taking other messages.
+    pub fn is_message_error(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidMessage(_)
+                | Self::MessageTooLarge { .. }
+                | Self::EmptyBatch
+                | Self::BadQueueId { .. }
+                | Self::TopicNameTooLong { .. }
+        )
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             op,

@@ -172,6 +172,31 @@ pub(crate) fn escape_topic(topic: &str) -> String {
     out
 }
 
+/// The longest directory name the store makes (a file name's limit on Linux file systems).
+pub(crate) const MAX_DIR_NAME: usize = 255;
+
+/// Fails unless `topic`'s directory name ([`escape_topic`]) fits in [`MAX_DIR_NAME`] bytes.
+pub(crate) fn check_topic_name(topic: &str) -> Result<()> {
+    let escaped = topic
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|') {
+                1
+            } else {
+                3
+            }
+        })
+        .sum::<usize>();
+    if escaped > MAX_DIR_NAME {
+        return Err(StoreError::TopicNameTooLong {
+            len: topic.len(),
+            escaped,
+            max: MAX_DIR_NAME,
+        });
+    }
+    Ok(())
+}
+
 /// Reverses [`escape_topic`]; `None` for a name it did not produce.
 pub(crate) fn unescape_topic(name: &str) -> Option<String> {
     let bytes = name.as_bytes();

@@ -21,12 +21,41 @@ use catmq_store::Boundary;
 use super::{malformed, ok, refuse, Answer};
 use crate::clients::ClientChannel;
 use crate::state::{lock, now_ms, State};
-use crate::topics::retry_topic;
+use crate::topics::{group_name_error, retry_topic};
 
 fn offset_reply(req: &RemotingCommand, offset: i64) -> Handled {
     ok(req)
         .with_ext(OffsetResponseHeader { offset }.to_ext())
         .into()
+}
+
+/// Checks the heartbeat's consumer group names, then creates the missing groups and their
+/// retry topics: one save of each table however many groups the heartbeat names.
+fn ensure_groups(st: &State, req: &RemotingCommand, hb: &HeartbeatData) -> Answer<()> {
+    let sys_err = |e: crate::BrokerError| refuse(req, ResponseCode::SystemError, e.to_string());
+    let names: Vec<&str> = hb
+        .consumer_data_set
+        .iter()
+        .map(|c| c.group_name.as_str())
+        .filter(|g| !g.is_empty())
+        .collect();
+    if let Some(e) = names.iter().find_map(|g| group_name_error(g)) {
+        return Err(refuse(req, ResponseCode::SystemError, e));
+    }
+    let groups = lock(&st.groups)
+        .find_or_create_all(names, st.cfg.auto_create_group, now_ms())
+        .map_err(sys_err)?;
+    let retry: Vec<(String, i32)> = groups
+        .iter()
+        .map(|g| (retry_topic(&g.group_name), g.retry_queue_nums))
+        .collect();
+    if lock(&st.topics)
+        .ensure_all(&retry, now_ms())
+        .map_err(sys_err)?
+    {
+        st.register_wake.notify_one();
+    }
+    Ok(())
 }
 
 pub(crate) fn heartbeat(st: &Arc<State>, conn: &Arc<Connection>, req: &RemotingCommand) -> Answer {
@@ -39,25 +68,10 @@ pub(crate) fn heartbeat(st: &Arc<State>, conn: &Arc<Connection>, req: &RemotingC
         version: req.version,
         last_seen: now,
     };
+    ensure_groups(st, req, &hb)?;
     for c in &hb.consumer_data_set {
         if c.group_name.is_empty() {
             continue;
-        }
-        let cfg = lock(&st.groups)
-            .find_or_create(&c.group_name, st.cfg.auto_create_group, now_ms())
-            .map_err(|e| refuse(req, ResponseCode::SystemError, e.to_string()))?;
-        if let Some(cfg) = cfg {
-            let made = lock(&st.topics).ensure(
-                &retry_topic(&c.group_name),
-                cfg.retry_queue_nums,
-                now_ms(),
-            );
-            if made
-                .map_err(|e| refuse(req, ResponseCode::SystemError, e.to_string()))?
-                .1
-            {
-                st.register_wake.notify_one();
-            }
         }
         let changed = lock(&st.clients).register_consumer(c, chan(&hb.client_id));
         if changed {
@@ -134,6 +148,32 @@ pub(crate) fn update_offset(st: &State, req: &RemotingCommand) -> Answer {
             req,
             ResponseCode::SystemError,
             format!("offset {} is negative", h.commit_offset),
+        ));
+    }
+    if let Some(e) = group_name_error(&h.consumer_group) {
+        return Err(refuse(req, ResponseCode::SystemError, e));
+    }
+    // Offsets only for queues that exist (as Apache RocketMQ): the offset table is persisted
+    // and must not grow with whatever names a client sends.
+    let queues = lock(&st.topics)
+        .get(&h.topic)
+        .map(|t| t.read_queue_nums.max(t.write_queue_nums));
+    let Some(queues) = queues else {
+        let shown: String = h.topic.chars().take(127).collect();
+        return Err(refuse(
+            req,
+            ResponseCode::TopicNotExist,
+            format!("topic {shown} not exist"),
+        ));
+    };
+    if !(0..queues).contains(&h.queue_id) {
+        return Err(refuse(
+            req,
+            ResponseCode::SystemError,
+            format!(
+                "queue {} of topic {} does not exist (it has {queues})",
+                h.queue_id, h.topic
+            ),
         ));
     }
     st.offsets

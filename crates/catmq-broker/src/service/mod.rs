@@ -54,6 +54,9 @@ pub(crate) fn find_group(
     req: &RemotingCommand,
     group: &str,
 ) -> Answer<SubscriptionGroupConfig> {
+    if let Some(e) = crate::topics::group_name_error(group) {
+        return Err(refuse(req, ResponseCode::SystemError, e));
+    }
     let cfg = lock(&st.groups)
         .find_or_create(group, st.cfg.auto_create_group, now_ms())
         .map_err(|e| refuse(req, ResponseCode::SystemError, e.to_string()))?;

@@ -87,12 +87,8 @@ fn deliver(st: &State, w: &mut Wheel) -> std::io::Result<Option<i64>> {
                 }
             }
         }
-        if !msgs.is_empty() {
-            if let Err(e) = st.store.append_batch(&msgs) {
-                tracing::warn!("scheduled messages not delivered yet: {e}");
-                return Ok(Some(now + 1000));
-            }
-            st.counters.stored(msgs.len());
+        if !msgs.is_empty() && !store_released(st, &msgs) {
+            return Ok(Some(now + 1000));
         }
         let at = st.clock.now_ms();
         for (d, _, _) in &due {
@@ -100,6 +96,39 @@ fn deliver(st: &State, w: &mut Wheel) -> std::io::Result<Option<i64>> {
         }
         w.delivered(&due, at)?;
     }
+}
+
+/// Stores released messages; false if the store failed (the caller retries them later). A
+/// message the store refuses for what it is (say a topic name it cannot hold) can never be
+/// delivered: it is logged and dropped, so it does not hold back every message due after it.
+fn store_released(st: &State, msgs: &[NewMessage]) -> bool {
+    let e = match st.store.append_batch(msgs) {
+        Ok(_) => {
+            st.counters.stored(msgs.len());
+            return true;
+        }
+        Err(e) => e,
+    };
+    if !e.is_message_error() {
+        tracing::warn!("scheduled messages not delivered yet: {e}");
+        return false;
+    }
+    // One by one, to keep the good ones. A store failure part way retries them all later,
+    // so some may be delivered twice (at least once, as every redelivery).
+    for m in msgs {
+        match st.store.append_batch(std::slice::from_ref(m)) {
+            Ok(_) => st.counters.stored(1),
+            Err(e) if e.is_message_error() => {
+                let topic: String = m.topic.chars().take(64).collect();
+                tracing::error!(topic = %topic, "scheduled message refused by the store, dropped: {e}");
+            }
+            Err(e) => {
+                tracing::warn!("scheduled messages not delivered yet: {e}");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// One pass: index, advance, deliver. Returns the time of the next due entry.

@@ -11,6 +11,7 @@ use super::pending::{self, Arrival};
 use super::{open_writer, Inner, Writer};
 use crate::api::{AppendResult, Appended};
 use crate::consume_queue::{ConsumeQueue, CqEntry};
+use crate::fsutil;
 use crate::index::{key_hash, Handed, PendingKey};
 use crate::{Result, StoreError};
 
@@ -142,6 +143,7 @@ fn prepare(inner: &Inner, msgs: &[NewMessage], s: &mut Scratch) -> Result<()> {
                 max: inner.log.segment_size() as usize,
             });
         }
+        fsutil::check_topic_name(&m.topic)?;
         let (tags, keys, uniq) = indexed_properties(&m.properties);
         out.push(Prepared {
             len,

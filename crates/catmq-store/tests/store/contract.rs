@@ -205,6 +205,18 @@ fn batch_is_stored_as_consecutive_records_all_or_nothing() {
         Err(StoreError::MessageTooLarge { .. })
     ));
     assert!(matches!(s.append_batch(&[]), Err(StoreError::EmptyBatch)));
+    // A topic whose directory name would pass the file system's limit: 100 `%` escape to 300
+    // bytes. The error is about the message, and says so without a path.
+    bad[1] = simple(&"%".repeat(100), 0, 6);
+    let e = s.append_batch(&bad).unwrap_err();
+    assert!(
+        matches!(e, StoreError::TopicNameTooLong { escaped: 300, .. }),
+        "{e}"
+    );
+    assert!(e.is_message_error() && !e.to_string().contains('/'), "{e}");
+    let long = "t".repeat(255);
+    s.append_batch(&[simple(&long, 0, 1)]).unwrap();
+    assert_eq!(s.queue_info(&long, 0).unwrap().max_offset, 1);
     assert_eq!(s.queue_info("T", 0).unwrap().max_offset, 5);
     // A batch may span queues.
     let mixed = vec![simple("T", 1, 7), simple("T", 0, 8), simple("T", 1, 9)];
