@@ -10,6 +10,7 @@ use catmq_protocol::body::{
 };
 
 use catmq_common::{properties as props, NewMessage};
+use catmq_store::{escaped_topic_len, MAX_TOPIC_DIR_NAME};
 
 use crate::{persist, Result};
 
@@ -67,9 +68,6 @@ pub fn dlq_topic(group: &str) -> String {
 
 /// Longest group name (Apache RocketMQ's limit for names).
 pub const MAX_GROUP_LEN: usize = 255;
-/// Longest name a topic may have on disk: the store keeps each topic in a directory named
-/// after it, with `%` written as `%25`, and a directory name has at most 255 bytes.
-const MAX_STORED_NAME: usize = 255;
 
 /// Why a topic name is not acceptable, if it is not (Apache RocketMQ's rule: 1–127 characters
 /// of `%|a-zA-Z0-9_-`; and few enough `%` for the store's directory name).
@@ -93,8 +91,8 @@ pub fn group_name_error(name: &str) -> Option<String> {
     if let Some(e) = name_error("group", name) {
         return Some(e);
     }
-    (stored_len(&retry_topic(name)) > MAX_STORED_NAME)
-        .then(|| format!("the group name is too long for its retry topic {RETRY_PREFIX}<group> to be stored (at most {MAX_STORED_NAME} bytes, each % counting 3)"))
+    (escaped_topic_len(RETRY_PREFIX) + escaped_topic_len(name) > MAX_TOPIC_DIR_NAME)
+        .then(|| format!("the group name is too long for its retry topic {RETRY_PREFIX}<group> to be stored (at most {MAX_TOPIC_DIR_NAME} bytes, each % counting 3)"))
 }
 
 fn name_error(what: &str, name: &str) -> Option<String> {
@@ -110,14 +108,9 @@ fn name_error(what: &str, name: &str) -> Option<String> {
             "the {what} name {shown:?} contains {c:?}; only letters, digits, %, |, _ and - are allowed"
         ));
     }
-    (stored_len(name) > MAX_STORED_NAME).then(|| {
-        format!("the {what} name has too many '%' to be stored (at most {MAX_STORED_NAME} bytes, each % counting 3)")
+    (escaped_topic_len(name) > MAX_TOPIC_DIR_NAME).then(|| {
+        format!("the {what} name has too many '%' to be stored (at most {MAX_TOPIC_DIR_NAME} bytes, each % counting 3)")
     })
-}
-
-/// The length of `name` as the store's directory name (for names of allowed characters).
-fn stored_len(name: &str) -> usize {
-    name.len() + 2 * name.bytes().filter(|&b| b == b'%').count()
 }
 
 /// Whether producers may not send to this topic directly.
@@ -193,6 +186,12 @@ impl TopicTable {
         self.data.topic_config_table.get(topic)
     }
 
+    /// Records a change: a new data version, and the table saved.
+    fn changed(&mut self, now_ms: i64) -> Result<()> {
+        bump(&mut self.data.data_version, now_ms);
+        persist::save(&self.path, &self.data)
+    }
+
     /// Every topic config, with the version.
     pub fn wrapper(&self) -> &TopicConfigSerializeWrapper {
         &self.data
@@ -203,8 +202,7 @@ impl TopicTable {
         self.data
             .topic_config_table
             .insert(cfg.topic_name.clone(), cfg);
-        bump(&mut self.data.data_version, now_ms);
-        persist::save(&self.path, &self.data)
+        self.changed(now_ms)
     }
 
     /// Removes a topic; false if it was not there.
@@ -212,8 +210,7 @@ impl TopicTable {
         if self.data.topic_config_table.remove(topic).is_none() {
             return Ok(false);
         }
-        bump(&mut self.data.data_version, now_ms);
-        persist::save(&self.path, &self.data)?;
+        self.changed(now_ms)?;
         Ok(true)
     }
 
@@ -263,8 +260,7 @@ impl TopicTable {
             }
         }
         if created {
-            bump(&mut self.data.data_version, now_ms);
-            persist::save(&self.path, &self.data)?;
+            self.changed(now_ms)?;
         }
         Ok(created)
     }
@@ -289,6 +285,12 @@ impl GroupTable {
         self.data.subscription_group_table.get(group)
     }
 
+    /// Records a change: a new data version, and the table saved.
+    fn changed(&mut self, now_ms: i64) -> Result<()> {
+        bump(&mut self.data.data_version, now_ms);
+        persist::save(&self.path, &self.data)
+    }
+
     /// Every group, with the version.
     pub fn wrapper(&self) -> &SubscriptionGroupWrapper {
         &self.data
@@ -301,18 +303,7 @@ impl GroupTable {
         auto_create: bool,
         now_ms: i64,
     ) -> Result<Option<SubscriptionGroupConfig>> {
-        if let Some(g) = self.get(group) {
-            return Ok(Some(g.clone()));
-        }
-        if !auto_create || group.is_empty() {
-            return Ok(None);
-        }
-        let cfg = SubscriptionGroupConfig {
-            group_name: group.to_owned(),
-            ..SubscriptionGroupConfig::default()
-        };
-        self.upsert(cfg.clone(), now_ms)?;
-        Ok(Some(cfg))
+        Ok(self.find_or_create_all([group], auto_create, now_ms)?.pop())
     }
 
     /// The configs of `groups` (those that exist or, with `auto_create`, are created), with one
@@ -341,8 +332,7 @@ impl GroupTable {
             }
         }
         if created {
-            bump(&mut self.data.data_version, now_ms);
-            persist::save(&self.path, &self.data)?;
+            self.changed(now_ms)?;
         }
         Ok(found)
     }
@@ -352,8 +342,7 @@ impl GroupTable {
         self.data
             .subscription_group_table
             .insert(cfg.group_name.clone(), cfg);
-        bump(&mut self.data.data_version, now_ms);
-        persist::save(&self.path, &self.data)
+        self.changed(now_ms)
     }
 
     /// Removes a group; false if it was not there.
@@ -361,8 +350,7 @@ impl GroupTable {
         if self.data.subscription_group_table.remove(group).is_none() {
             return Ok(false);
         }
-        bump(&mut self.data.data_version, now_ms);
-        persist::save(&self.path, &self.data)?;
+        self.changed(now_ms)?;
         Ok(true)
     }
 

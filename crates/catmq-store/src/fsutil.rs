@@ -163,7 +163,7 @@ pub(crate) fn list_offset_files(dir: &Path, ext: Option<&str>) -> Result<Vec<(u6
 pub(crate) fn escape_topic(topic: &str) -> String {
     let mut out = String::with_capacity(topic.len());
     for b in topic.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|') {
+        if stays(b) {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -172,26 +172,28 @@ pub(crate) fn escape_topic(topic: &str) -> String {
     out
 }
 
-/// The longest directory name the store makes (a file name's limit on Linux file systems).
-pub(crate) const MAX_DIR_NAME: usize = 255;
+/// Whether [`escape_topic`] keeps byte `b` as it is (every other byte takes three).
+fn stays(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|')
+}
 
-/// Fails unless `topic`'s directory name ([`escape_topic`]) fits in [`MAX_DIR_NAME`] bytes.
+/// The longest directory name the store makes for a topic (a file name's limit on Linux file
+/// systems): an append to a topic whose [`escaped_topic_len`] is longer is refused.
+pub const MAX_TOPIC_DIR_NAME: usize = 255;
+
+/// The length of `topic`'s directory name, as [`escape_topic`] writes it.
+pub fn escaped_topic_len(topic: &str) -> usize {
+    topic.bytes().map(|b| if stays(b) { 1 } else { 3 }).sum()
+}
+
+/// Fails unless `topic`'s directory name fits in [`MAX_TOPIC_DIR_NAME`] bytes.
 pub(crate) fn check_topic_name(topic: &str) -> Result<()> {
-    let escaped = topic
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|') {
-                1
-            } else {
-                3
-            }
-        })
-        .sum::<usize>();
-    if escaped > MAX_DIR_NAME {
+    let escaped = escaped_topic_len(topic);
+    if escaped > MAX_TOPIC_DIR_NAME {
         return Err(StoreError::TopicNameTooLong {
             len: topic.len(),
             escaped,
-            max: MAX_DIR_NAME,
+            max: MAX_TOPIC_DIR_NAME,
         });
     }
     Ok(())

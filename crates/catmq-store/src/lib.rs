@@ -34,3 +34,4 @@ pub use config::{Clock, FlushMode, RetentionConfig, StoreConfig};
 pub use engine::{FileStore, RecoveryReport};
 pub use error::{Result, StoreError};
 pub use flush::FlushWaiter;
+pub use fsutil::{escaped_topic_len, MAX_TOPIC_DIR_NAME};
